@@ -1,0 +1,212 @@
+"""The run configuration's schema: every key a run accepts, its type, and the allowed values.
+
+Hydra composes YAML; `validate_config` merges the result onto these dataclasses, so a typo in any
+key, a value of the wrong type or an impossible value stops the run with one message that names
+the key, before anything trains or is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from quantsurvey.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamax")
+SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear")
+LOSSES = ("cross_entropy",)
+LOGGERS = ("csv", "wandb")
+PROGRESS_BARS = ("rich", "tqdm", "none")
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...] | list[str]) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), list(allowed), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{key}={value!r} is not allowed; choose one of: "
+                          f"{', '.join(allowed)}.{hint}")
+
+
+def _positive(key: str, value: float | int) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key}={value!r} must be > 0.")
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"
+    root: str = "./data"
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    val_size: int = 5000
+    split_seed: int = 0
+    augment: str | None = None  # None: the data set's default
+    pad: int = 2
+    download: bool = True
+    num_workers: int = 0
+    params: dict[str, Any] = field(default_factory=dict)  # data-set specific
+
+    def __post_init__(self) -> None:
+        from quantsurvey.data import list_datasets
+
+        _choice("data.name", self.name, list_datasets())
+        _positive("data.batch_size", self.batch_size)
+        _positive("data.eval_batch_size", self.eval_batch_size)
+        _positive("data.val_size", self.val_size)
+        if self.pad < 0 or self.num_workers < 0:
+            raise ConfigError("data.pad and data.num_workers must be >= 0.")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet300_100"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from quantsurvey.models import list_models
+
+        _choice("model.name", self.name, list_models())
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+    def __post_init__(self) -> None:
+        _choice("optim.name", self.name, OPTIMIZERS)
+        _positive("optim.lr", self.lr)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optim.momentum={self.momentum} must be in [0, 1).")
+        if self.weight_decay < 0:
+            raise ConfigError(f"optim.weight_decay={self.weight_decay} must be >= 0.")
+
+
+@dataclass
+class SchedConfig:
+    name: str = "none"
+    step_size: int = 30  # step
+    milestones: list[int] = field(default_factory=list)  # multistep
+    gamma: float = 0.1  # step, multistep; exponential unless end_lr is set
+    end_lr: float | None = None  # exponential, cosine, linear: the lr reached after max_epochs
+
+    def __post_init__(self) -> None:
+        _choice("sched.name", self.name, SCHEDULES)
+        _positive("sched.gamma", self.gamma)
+        _positive("sched.step_size", self.step_size)
+        if self.end_lr is not None and self.end_lr < 0:
+            raise ConfigError(f"sched.end_lr={self.end_lr} must be >= 0.")
+        if self.name == "multistep" and not self.milestones:
+            raise ConfigError("sched.milestones must list at least one epoch for multistep.")
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 10
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    precision: str = "32-true"
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    limit_test_batches: float = 1.0
+    log_every_n_steps: int = 50
+    gradient_clip_val: float | None = None
+    progress_bar: str = "rich"
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        _positive("trainer.max_epochs", self.max_epochs)
+        _choice("trainer.progress_bar", self.progress_bar, PROGRESS_BARS)
+        _choice("trainer.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
+        for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+            _positive(f"trainer.{key}", getattr(self, key))
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"
+    project: str = "quantsurvey"
+    entity: str | None = None
+    offline: bool = True  # W&B: offline unless the user turns it online
+
+    def __post_init__(self) -> None:
+        _choice("logger.name", self.name, LOGGERS)
+
+
+@dataclass
+class CallbacksConfig:
+    checkpoint: bool = True  # a checkpoint at every epoch end (last.ckpt), for resume
+    lr_monitor: bool = True
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "./data"
+    output_dir: str = "./outputs"
+    cache_dir: str = "./data/cache"
+    results_dir: str = "./results"
+
+
+@dataclass
+class RunConfig:
+    paper: str = "adhoc"  # paper key: W&B group, experiments/<paper>/
+    setting: str = "adhoc"  # e.g. lenet5_mnist
+    method: str = "float"  # float, pruned, deep_compression, ...
+    stage: str = "float"  # W&B job_type
+    name: str = "float"  # run-directory name under <output_dir>/<paper>/<setting>/
+    budget: str = "custom"  # 'paper' when the paper's schedule is followed, else a short label
+    seed: int = 0
+    resume: bool = False
+    loss: str = "cross_entropy"
+    tags: list[str] = field(default_factory=list)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: SchedConfig = field(default_factory=SchedConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def __post_init__(self) -> None:
+        _choice("loss", self.loss, LOSSES)
+        if self.seed < 0:
+            raise ConfigError(f"seed={self.seed} must be >= 0.")
+
+
+def validate_config(cfg: DictConfig | dict) -> RunConfig:
+    """Check `cfg` against the schema; raise ConfigError naming the first bad key."""
+    schema = OmegaConf.structured(RunConfig)
+    try:
+        merged = OmegaConf.merge(schema, cfg)
+        return OmegaConf.to_object(merged)
+    except ConfigKeyError as err:
+        raise ConfigError(_unknown_key_message(err)) from None
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        first = str(err).splitlines()[0]
+        raise ConfigError(f"config key {key!r}: {first}") from None
+    except ConfigError:
+        raise
+
+
+def _unknown_key_message(err: ConfigKeyError) -> str:
+    full_key = err.full_key or str(err.key)
+    parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+    node: Any = OmegaConf.structured(RunConfig)
+    for part in parent.split(".") if parent else []:
+        node = node[part]
+    allowed = sorted(node.keys())
+    close = difflib.get_close_matches(str(err.key), allowed, n=1)
+    hint = f" Did you mean {(parent + '.' if parent else '') + close[0]!r}?" if close else ""
+    where = f"under {parent!r}" if parent else "at the top level"
+    return (f"unknown config key {full_key!r}; allowed keys {where}: {', '.join(allowed)}."
+            f"{hint}")

@@ -1,0 +1,23 @@
+"""The project's user-facing errors: each carries one message saying what was wrong and what to do."""
+
+
+class QuantsurveyError(Exception):
+    """Base class: the command-line entry points print the message alone and exit non-zero."""
+
+    exit_code = 2
+
+
+class ConfigError(QuantsurveyError):
+    """A configuration key or value is not allowed."""
+
+
+class DataError(QuantsurveyError):
+    """A data set is missing, incomplete or corrupt."""
+
+
+class CheckpointError(QuantsurveyError):
+    """A checkpoint is missing, corrupt or belongs to another model."""
+
+
+class RunDirError(QuantsurveyError):
+    """The run directory already holds a run that would be overwritten."""

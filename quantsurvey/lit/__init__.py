@@ -1,0 +1,1 @@
+"""The only layer that imports Lightning (besides the data modules): module and callbacks."""

@@ -1,0 +1,99 @@
+"""The one classification LightningModule that every paper's runs share, so that all log the
+same metric names: `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/err`, `test/loss`,
+`test/acc`, `test/err`, `test/top5_err`. Accuracies and errors are in percent."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from quantsurvey.config import OptimConfig, SchedConfig
+from quantsurvey.errors import CheckpointError
+from quantsurvey.lit.optim import build_optimizer, build_scheduler
+
+LOSSES = {"cross_entropy": F.cross_entropy}
+
+
+class ClassifierModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, model_name: str, num_classes: int, optim: OptimConfig,
+                 sched: SchedConfig, max_epochs: int, loss: str = "cross_entropy"):
+        super().__init__()
+        self.model = model
+        self.model_name = model_name
+        self.optim_cfg, self.sched_cfg, self.max_epochs = optim, sched, max_epochs
+        self.loss_fn = LOSSES[loss]
+        self.top_k = min(5, num_classes)
+        self.acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro")
+                                  for s in ("train", "val", "test")})
+        self.test_topk = MulticlassAccuracy(num_classes, top_k=self.top_k, average="micro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, split: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss_fn(logits, y)
+        self.acc[f"{split}_"].update(logits, y)
+        if split == "test":
+            self.test_topk.update(logits, y)
+        self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
+                 prog_bar=split != "test", batch_size=len(y))
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _log_accuracy(self, split: str) -> None:
+        acc = 100.0 * self.acc[f"{split}_"].compute()
+        self.acc[f"{split}_"].reset()
+        self.log(f"{split}/acc", acc, prog_bar=split == "val")
+        if split != "train":
+            self.log(f"{split}/err", 100.0 - acc)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_accuracy("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_accuracy("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_accuracy("test")
+        top = 100.0 * self.test_topk.compute()
+        self.test_topk.reset()
+        self.log(f"test/top{self.top_k}_err", 100.0 - top)
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.parameters(), self.optim_cfg)
+        scheduler = build_scheduler(optimizer, self.sched_cfg, self.optim_cfg.lr, self.max_epochs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
+                                                         "interval": "epoch"}}
+
+    # -- checkpoints know which model wrote them -----------------------------------------------
+    def _fingerprint(self) -> dict:
+        return {"model": self.model_name,
+                "shapes": {k: list(v.shape) for k, v in self.model.state_dict().items()}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["quantsurvey"] = self._fingerprint()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        theirs = checkpoint.get("quantsurvey")
+        mine = self._fingerprint()
+        if theirs != mine:
+            got = theirs["model"] if theirs else "an unknown model"
+            raise CheckpointError(
+                f"the checkpoint was written by {got} with other layer shapes; this run builds "
+                f"{mine['model']}. Resume with the config that wrote it, or start a new run "
+                f"(resume=false, another name=...).")

@@ -1,0 +1,201 @@
+"""`train(cfg, run_dir) -> metrics`, callable from tests, and the `quantsurvey` command.
+
+A run validates its config, loads its data, then trains with a checkpoint at every epoch end,
+tests the final model once, and writes `summary.json` atomically. `resume=true` continues from
+`checkpoints/last.ckpt` in the same run directory (and the same W&B run).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from quantsurvey.config import RunConfig, validate_config
+from quantsurvey.data import create_datamodule
+from quantsurvey.errors import CheckpointError, QuantsurveyError, RunDirError
+from quantsurvey.lit.callbacks import EpochSeed
+from quantsurvey.lit.classifier import ClassifierModule
+from quantsurvey.models import create_model
+from quantsurvey.provenance import git_state, hardware, package_versions, write_json_atomic
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+SUMMARY = "summary.json"
+LAST_CKPT = Path("checkpoints") / "last.ckpt"
+log = logging.getLogger("quantsurvey")
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}: W&B's run table compares flat keys."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from, or None; refuse to overwrite a finished or started run."""
+    last = run_dir / LAST_CKPT
+    if resume:
+        if last.is_file():
+            return last
+        log.warning("resume=true but %s has no checkpoint: starting from scratch", run_dir)
+        return None
+    if (run_dir / SUMMARY).exists() or last.exists():
+        raise RunDirError(
+            f"{run_dir} already holds a run ({SUMMARY} or a checkpoint). Pass resume=true to "
+            f"continue it, choose another name=..., or delete the directory.")
+    return None
+
+
+def _check_checkpoint(ckpt: Path, module: ClassifierModule) -> None:
+    """Fail with one message if `ckpt` is unreadable or was written for another model."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"could not read checkpoint {ckpt} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}). It is truncated or corrupt: "
+            f"delete it to start over.") from None
+    module.on_load_checkpoint(state)
+
+
+def _build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> list:
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers: list = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    if rc.logger.name == "wandb":
+        import wandb  # noqa: F401  (fail early if missing)
+        from pytorch_lightning.loggers import WandbLogger
+
+        id_file = run_dir / "wandb_id.txt"
+        if id_file.is_file():
+            run_id = id_file.read_text().strip()
+        else:
+            from wandb.util import generate_id
+
+            run_id = generate_id()
+            id_file.write_text(run_id + "\n")
+        loggers.append(WandbLogger(
+            project=rc.logger.project, entity=rc.logger.entity, group=rc.paper,
+            job_type=rc.stage, tags=list(rc.tags) or None, id=run_id, resume="allow",
+            name=f"{rc.setting}/{rc.name}/seed={rc.seed}", save_dir=str(run_dir),
+            offline=rc.logger.offline, config=flatten(resolved)))
+    return loggers
+
+
+def _progress_bar(kind: str) -> list[pl.Callback]:
+    if kind == "rich":
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        return [RichProgressBar()]
+    if kind == "tqdm":
+        from pytorch_lightning.callbacks import TQDMProgressBar
+
+        return [TQDMProgressBar()]
+    return []
+
+
+def train(cfg: DictConfig | dict, run_dir: str | Path,
+          extra_callbacks: Sequence[pl.Callback] = ()) -> dict[str, float]:
+    """Run one training job described by `cfg` in `run_dir`; return its final metrics."""
+    start = time.time()
+    git = git_state()  # at the start: the code that runs, even if the checkout changes meanwhile
+    rc = validate_config(cfg)
+    resolved = OmegaConf.to_container(OmegaConf.structured(rc), resolve=True)
+    run_dir = Path(run_dir)
+    ckpt = _check_run_dir(run_dir, rc.resume)
+
+    pl.seed_everything(rc.seed, workers=True, verbose=False)
+    dm = create_datamodule(
+        rc.data.name, root=rc.data.root, cache_dir=rc.paths.cache_dir,
+        batch_size=rc.data.batch_size, eval_batch_size=rc.data.eval_batch_size,
+        val_size=rc.data.val_size, split_seed=rc.data.split_seed, augment=rc.data.augment,
+        pad=rc.data.pad, download=rc.data.download, num_workers=rc.data.num_workers,
+        shuffle_seed=rc.seed, **rc.data.params)
+    dm.setup("fit")  # missing or corrupt data fails here, before anything is written
+    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
+                         **rc.model.params)
+    module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched,
+                              rc.trainer.max_epochs, rc.loss)
+
+    if ckpt is not None:
+        _check_checkpoint(ckpt, module)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
+    callbacks: list[pl.Callback] = [EpochSeed(rc.seed), *_progress_bar(rc.trainer.progress_bar)]
+    if rc.callbacks.checkpoint:
+        from pytorch_lightning.callbacks import ModelCheckpoint
+
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True,
+                                         save_top_k=0, every_n_epochs=1))
+    loggers = _build_loggers(rc, run_dir, resolved)
+    if rc.callbacks.lr_monitor:
+        from pytorch_lightning.callbacks import LearningRateMonitor
+
+        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
+    callbacks.extend(extra_callbacks)
+
+    t = rc.trainer
+    trainer = pl.Trainer(
+        default_root_dir=str(run_dir), max_epochs=t.max_epochs, accelerator=t.accelerator,
+        devices=t.devices, precision=t.precision, limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches, limit_test_batches=t.limit_test_batches,
+        log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
+        deterministic=t.deterministic, enable_progress_bar=t.progress_bar != "none",
+        callbacks=callbacks, logger=loggers, num_sanity_val_steps=0,
+        use_distributed_sampler=False, enable_model_summary=t.progress_bar != "none")
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
+        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        test_metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
+    finally:
+        if rc.logger.name == "wandb":
+            import wandb
+
+            wandb.finish()
+    metrics = {k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))}
+    metrics.update({k: float(v) for k, v in test_metrics.items()})
+    summary = {
+        "paper": rc.paper, "setting": rc.setting, "method": rc.method, "stage": rc.stage,
+        "name": rc.name, "model": rc.model.name, "dataset": rc.data.name, "seed": rc.seed,
+        "budget": rc.budget, "epochs": trainer.current_epoch, "metrics": metrics,
+        "data": {"root": str(Path(rc.data.root).resolve()), **dm.split_sizes()},
+        "params": sum(p.numel() for p in model.parameters()),
+        "config": resolved, "git": git, "versions": package_versions(),
+        "hardware": hardware(), "wall_time_s": round(time.time() - start, 2),
+        "resumed": ckpt is not None, "torch_deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
+    write_json_atomic(run_dir / SUMMARY, summary)
+    return metrics
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        metrics = train(cfg, HydraConfig.get().runtime.output_dir)
+    except QuantsurveyError as err:
+        print(f"quantsurvey: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    return metrics.get("val/err", float("nan"))  # what a Hydra sweeper would minimise
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
