@@ -1,4 +1,4 @@
-"""The project's user-facing errors: each carries one message saying what was wrong and what to do."""
+"""User-facing errors: each carries one message saying what was wrong and what to do."""
 
 
 class QuantsurveyError(Exception):

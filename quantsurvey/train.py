@@ -8,6 +8,7 @@ tests the final model once, and writes `summary.json` atomically. `resume=true` 
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.data import create_datamodule
 from quantsurvey.errors import CheckpointError, QuantsurveyError, RunDirError
-from quantsurvey.lit.callbacks import EpochSeed
+from quantsurvey.lit import csv_resume
+from quantsurvey.lit.callbacks import BatchSeed
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.models import create_model
 from quantsurvey.provenance import git_state, hardware, package_versions, write_json_atomic
@@ -59,8 +61,9 @@ def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
     return None
 
 
-def _check_checkpoint(ckpt: Path, module: ClassifierModule) -> None:
-    """Fail with one message if `ckpt` is unreadable or was written for another model."""
+def _check_checkpoint(ckpt: Path, module: ClassifierModule) -> int:
+    """Fail with one message if `ckpt` is unreadable or was written for another model;
+    return its global step."""
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -69,6 +72,7 @@ def _check_checkpoint(ckpt: Path, module: ClassifierModule) -> None:
             f"{str(err).splitlines()[0] if str(err) else ''}). It is truncated or corrupt: "
             f"delete it to start over.") from None
     module.on_load_checkpoint(state)
+    return int(state.get("global_step", 0))
 
 
 def _build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> list:
@@ -83,9 +87,7 @@ def _build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> li
         if id_file.is_file():
             run_id = id_file.read_text().strip()
         else:
-            from wandb.util import generate_id
-
-            run_id = generate_id()
+            run_id = secrets.token_hex(4)  # W&B ids: lowercase letters and digits
             id_file.write_text(run_id + "\n")
         loggers.append(WandbLogger(
             project=rc.logger.project, entity=rc.logger.entity, group=rc.paper,
@@ -130,16 +132,19 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched,
                               rc.trainer.max_epochs, rc.loss)
 
+    resume_step = _check_checkpoint(ckpt, module) if ckpt is not None else 0
     if ckpt is not None:
-        _check_checkpoint(ckpt, module)
+        csv_resume.set_aside(run_dir / "csv")
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
-    callbacks: list[pl.Callback] = [EpochSeed(rc.seed), *_progress_bar(rc.trainer.progress_bar)]
+    callbacks: list[pl.Callback] = [BatchSeed(rc.seed), *_progress_bar(rc.trainer.progress_bar)]
     if rc.callbacks.checkpoint:
         from pytorch_lightning.callbacks import ModelCheckpoint
 
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True,
-                                         save_top_k=0, every_n_epochs=1))
+        # keeps the newest epoch's file; last.ckpt links to it
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link",
+                                         save_top_k=1, every_n_epochs=1,
+                                         filename="epoch{epoch}", auto_insert_metric_name=False))
     loggers = _build_loggers(rc, run_dir, resolved)
     if rc.callbacks.lr_monitor:
         from pytorch_lightning.callbacks import LearningRateMonitor
@@ -161,6 +166,8 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         test_metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
     finally:
+        if ckpt is not None:
+            csv_resume.merge_back(run_dir / "csv", resume_step)
         if rc.logger.name == "wandb":
             import wandb
 
@@ -175,7 +182,8 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         "params": sum(p.numel() for p in model.parameters()),
         "config": resolved, "git": git, "versions": package_versions(),
         "hardware": hardware(), "wall_time_s": round(time.time() - start, 2),
-        "resumed": ckpt is not None, "torch_deterministic": torch.are_deterministic_algorithms_enabled(),
+        "resumed": ckpt is not None,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
     write_json_atomic(run_dir / SUMMARY, summary)
     return metrics

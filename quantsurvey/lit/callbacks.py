@@ -6,15 +6,18 @@ import pytorch_lightning as pl
 import torch
 
 
-class EpochSeed(pl.Callback):
-    """Reseed torch's global RNG at every training epoch from (seed, epoch).
+class BatchSeed(pl.Callback):
+    """Reseed torch's global RNG before every training batch from (seed, epoch, batch).
 
-    Dropout and batch augmentation draw from the global RNG; reseeding per epoch makes epoch k
-    identical whether the run went straight through or was resumed from epoch k's checkpoint.
+    Dropout and stochastic quantizers draw from the global RNG. Other consumers (a DataLoader
+    drawing its base seed when an epoch's iterator is created) draw at points that differ between
+    an uninterrupted run and a resumed one; reseeding right before each batch makes batch b of
+    epoch k identical in both.
     """
 
     def __init__(self, seed: int):
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        torch.manual_seed(self.seed * 1_000_003 + trainer.current_epoch)
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch,
+                             batch_idx: int) -> None:
+        torch.manual_seed((self.seed * 1_000_003 + trainer.current_epoch) * 1_000_033 + batch_idx)

@@ -1,0 +1,1 @@
+"""Reads run summaries, joins the papers' numbers, writes tables."""

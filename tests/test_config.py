@@ -1,0 +1,75 @@
+"""Every experiment composes and validates; bad keys and values stop a run with one message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from quantsurvey.config import validate_config
+from quantsurvey.errors import ConfigError
+from tests.conftest import EXPERIMENTS, compose_cfg
+
+
+def test_experiments_exist():
+    assert "han2015_pruning/lenet300_100_mnist" in EXPERIMENTS
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_validates(experiment):
+    rc = validate_config(compose_cfg([f"experiment={experiment}"]))
+    paper, setting = experiment.split("/")
+    assert (rc.paper, rc.setting) == (paper, setting)  # the key names the folder and the file
+
+
+def test_default_is_lenet300_float():
+    rc = validate_config(compose_cfg([]))
+    assert (rc.paper, rc.setting, rc.model.name, rc.data.name) == (
+        "han2015_pruning", "lenet300_100_mnist", "lenet300_100", "mnist")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+modle.name=lenet5", "unknown config key 'modle'"),
+    ("+data.batchsize=3", "Did you mean 'data.batch_size'?"),
+    ("optim.lr=0", "optim.lr=0.0 must be > 0"),
+    ("optim.lr=-1e-3", "optim.lr=-0.001 must be > 0"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 must be > 0"),
+    ("model.name=lenet6", "model.name='lenet6' is not allowed; choose one of:"),
+    ("data.name=mnst", "Did you mean 'mnist'?"),
+    ("optim.name=rmsprop", "optim.name='rmsprop' is not allowed"),
+    ("sched.name=cosin", "Did you mean 'cosine'?"),
+    ("optim.lr=fast", "'optim.lr'"),
+    ("seed=-1", "seed=-1 must be >= 0"),
+])
+def test_bad_config_names_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        validate_config(compose_cfg([override]))
+    assert message in str(info.value)
+
+
+def test_allowed_values_are_listed():
+    with pytest.raises(ConfigError) as info:
+        validate_config(compose_cfg(["data.name=imagenette"]))
+    for name in ("mnist", "cifar10", "svhn", "imagenet", "synthetic"):
+        assert name in str(info.value)
+
+
+def test_cli_bad_value_exits_nonzero_with_one_message_and_writes_nothing(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "quantsurvey.train", "optim.lr=0",
+         f"paths.output_dir={tmp_path}", "data.download=false"],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "quantsurvey: error: optim.lr=0.0 must be > 0." in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not list(tmp_path.rglob("summary.json")) and not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_cli_typo_in_key_exits_nonzero(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "quantsurvey.train", "optim.lrr=0.1",
+                          f"paths.output_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "optim.lrr" in out.stderr
+    assert not list(tmp_path.rglob("summary.json"))

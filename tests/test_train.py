@@ -1,0 +1,159 @@
+"""End-to-end runs on tiny synthetic data: smoke per experiment, determinism, resume after
+SIGKILL, W&B offline, the run summary, and the errors a user can run into."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
+from quantsurvey.train import train
+from tests.conftest import EXPERIMENTS, REPO
+from tests.wandb_records import history, read_records, run_info
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_smoke_runs(experiment, smoke_cfg, tmp_path):
+    cfg = smoke_cfg(f"experiment={experiment}")
+    metrics = train(cfg, tmp_path / "run")
+    assert 0 <= metrics["test/err"] <= 100
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["paper"] == experiment.split("/")[0]
+
+
+def test_summary_holds_provenance(smoke_cfg, tmp_path):
+    train(smoke_cfg("seed=3", "trainer.max_epochs=2"), tmp_path)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("config", "git", "seed", "versions", "hardware", "wall_time_s", "metrics",
+                "budget", "data"):
+        assert key in s
+    assert s["seed"] == 3 and s["epochs"] == 2 and s["config"]["optim"]["lr"] > 0
+    assert s["versions"]["torch"] == torch.__version__.split("+")[0] or s["versions"]["torch"]
+    assert set(s["metrics"]) >= {"test/err", "test/acc", "test/top5_err", "val/err",
+                                 "train/loss_epoch"}
+    assert s["metrics"]["test/err"] == pytest.approx(100 - s["metrics"]["test/acc"])
+    assert not list(tmp_path.glob("*.tmp"))
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_learns_the_synthetic_task(smoke_cfg, tmp_path):
+    cfg = smoke_cfg("trainer.max_epochs=3", "trainer.limit_train_batches=1.0",
+                    "optim.lr=0.05")
+    assert train(cfg, tmp_path)["test/err"] < 20  # chance is 90%
+
+
+def test_same_seed_same_metrics_twice(smoke_cfg, tmp_path):
+    over = ("model.params.dropout=0.3", "data.augment=shift", "trainer.max_epochs=2",
+            "seed=0")
+    a = train(smoke_cfg(*over), tmp_path / "a")
+    b = train(smoke_cfg(*over), tmp_path / "b")
+    c = train(smoke_cfg(*over[:-1], "seed=1"), tmp_path / "c")
+    assert a == b
+    assert a != c
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import pytorch_lightning as pl
+    from tests.conftest import compose_cfg
+    from quantsurvey.train import train
+
+    class KillAfterEpoch(pl.Callback):
+        # at the start of the next epoch: Lightning runs checkpoint callbacks last at epoch end
+        def on_train_epoch_start(self, trainer, module):
+            if trainer.current_epoch == int(sys.argv[2]) + 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    overrides = sys.argv[3:]
+    kill = int(sys.argv[2]) >= 0
+    train(compose_cfg(overrides), sys.argv[1], [KillAfterEpoch()] if kill else [])
+""")
+
+
+def _run_script(run_dir, kill_epoch, overrides):
+    return subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(run_dir), str(kill_epoch),
+                           *overrides], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    over = ["data=synthetic", "trainer=smoke", "trainer.max_epochs=3",
+            "trainer.limit_train_batches=4", "model.params.dropout=0.2", "data.augment=shift",
+            "sched=cosine", f"paths.output_dir={tmp_path}", "seed=5"]
+    full = train(__import__("tests.conftest").conftest.compose_cfg(over), tmp_path / "full")
+
+    killed = _run_script(tmp_path / "resumed", 1, over)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (tmp_path / "resumed" / "summary.json").exists()
+    ckpt = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 1
+
+    with pytest.raises(RunDirError, match="resume=true"):
+        train(__import__("tests.conftest").conftest.compose_cfg(over), tmp_path / "resumed")
+    done = _run_script(tmp_path / "resumed", -1, [*over, "resume=true"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    assert resumed["resumed"] and resumed["epochs"] == 3
+    for key in ("test/err", "test/loss", "val/loss", "train/loss_epoch"):
+        assert resumed["metrics"][key] == full[key], key
+    # one metrics.csv that reads like the uninterrupted run's
+    full_log = _epoch_rows(tmp_path / "full")
+    assert _epoch_rows(tmp_path / "resumed") == full_log and len(full_log) == 3
+
+
+def _epoch_rows(run_dir):
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val/loss")]
+    return [(r["epoch"], r["step"], float(r["val/loss"])) for r in rows]
+
+
+def test_checkpoint_from_another_model_is_refused(smoke_cfg, tmp_path):
+    train(smoke_cfg("model=lenet300_100"), tmp_path)
+    with pytest.raises(CheckpointError, match="written by lenet300_100.*builds lenet5"):
+        train(smoke_cfg("model=lenet5", "resume=true"), tmp_path)
+
+
+def test_corrupt_checkpoint_is_refused(smoke_cfg, tmp_path):
+    train(smoke_cfg(), tmp_path)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        train(smoke_cfg("resume=true"), tmp_path)
+
+
+def test_unknown_model_parameter_stops_before_writing(smoke_cfg, tmp_path):
+    with pytest.raises(ConfigError, match="dropuot"):
+        train(smoke_cfg("+model.params.dropuot=0.5"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_wandb_offline_logs_the_run_and_resumes_into_it(smoke_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = smoke_cfg("logger=wandb", "trainer.max_epochs=1", "tags=[smoke]")
+    first = train(cfg, tmp_path)
+    run_id = (tmp_path / "wandb_id.txt").read_text().strip()
+    (run_file,) = (tmp_path / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
+    records = read_records(run_file)
+    info = run_info(records)
+    assert (info["group"], info["job_type"], info["tags"]) == ("han2015_pruning", "float",
+                                                               ["smoke"])
+    assert info["config"]["optim.lr"] == cfg.optim.lr  # flat keys: W&B's table compares them
+    assert info["config"]["data.name"] == "synthetic"
+    logged = {k: v for row in history(records) for k, v in row.items()}
+    assert logged["test/err"] == pytest.approx(first["test/err"])
+    assert {"val/err", "train/loss_epoch", "test/top5_err"} <= set(logged)
+
+    train(smoke_cfg("logger=wandb", "trainer.max_epochs=2", "tags=[smoke]", "resume=true"),
+          tmp_path)
+    files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
+    epochs = {row.get("epoch") for row in history(read_records(files[-1]))}
+    assert 1 in epochs  # the resumed part logs epoch 1 into the same run id
