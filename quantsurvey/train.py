@@ -7,6 +7,7 @@ tests the final model once, and writes `summary.json` atomically. `resume=true` 
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import sys
@@ -32,6 +33,7 @@ from quantsurvey.provenance import git_state, hardware, package_versions, write_
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 SUMMARY = "summary.json"
 LAST_CKPT = Path("checkpoints") / "last.ckpt"
+FINISHED = Path("<finished>")  # _check_run_dir's answer for a run that already completed
 log = logging.getLogger("quantsurvey")
 
 
@@ -50,6 +52,8 @@ def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
     """The checkpoint to resume from, or None; refuse to overwrite a finished or started run."""
     last = run_dir / LAST_CKPT
     if resume:
+        if (run_dir / SUMMARY).is_file():
+            return FINISHED
         if last.is_file():
             return last
         log.warning("resume=true but %s has no checkpoint: starting from scratch", run_dir)
@@ -118,6 +122,9 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     resolved = OmegaConf.to_container(OmegaConf.structured(rc), resolve=True)
     run_dir = Path(run_dir)
     ckpt = _check_run_dir(run_dir, rc.resume)
+    if ckpt == FINISHED:  # resume=true on a finished run (a re-launched sweep): nothing to do
+        log.info("%s already finished; reusing its summary", run_dir)
+        return json.loads((run_dir / SUMMARY).read_text())["metrics"]
 
     pl.seed_everything(rc.seed, workers=True, verbose=False)
     dm = create_datamodule(

@@ -15,7 +15,7 @@ import torch
 
 from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
 from quantsurvey.train import train
-from tests.conftest import EXPERIMENTS, REPO
+from tests.conftest import EXPERIMENTS, REPO, compose_cfg, need_shared
 from tests.wandb_records import history, read_records, run_info
 
 
@@ -87,7 +87,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     over = ["data=synthetic", "trainer=smoke", "trainer.max_epochs=3",
             "trainer.limit_train_batches=4", "model.params.dropout=0.2", "data.augment=shift",
             "sched=cosine", f"paths.output_dir={tmp_path}", "seed=5"]
-    full = train(__import__("tests.conftest").conftest.compose_cfg(over), tmp_path / "full")
+    full = train(compose_cfg(over), tmp_path / "full")
 
     killed = _run_script(tmp_path / "resumed", 1, over)
     assert killed.returncode == -9, killed.stderr[-2000:]
@@ -96,7 +96,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert ckpt["epoch"] == 1
 
     with pytest.raises(RunDirError, match="resume=true"):
-        train(__import__("tests.conftest").conftest.compose_cfg(over), tmp_path / "resumed")
+        train(compose_cfg(over), tmp_path / "resumed")
     done = _run_script(tmp_path / "resumed", -1, [*over, "resume=true"])
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = json.loads((tmp_path / "resumed" / "summary.json").read_text())
@@ -116,12 +116,14 @@ def _epoch_rows(run_dir):
 
 def test_checkpoint_from_another_model_is_refused(smoke_cfg, tmp_path):
     train(smoke_cfg("model=lenet300_100"), tmp_path)
+    (tmp_path / "summary.json").unlink()  # as if killed before finishing
     with pytest.raises(CheckpointError, match="written by lenet300_100.*builds lenet5"):
         train(smoke_cfg("model=lenet5", "resume=true"), tmp_path)
 
 
 def test_corrupt_checkpoint_is_refused(smoke_cfg, tmp_path):
     train(smoke_cfg(), tmp_path)
+    (tmp_path / "summary.json").unlink()
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     ckpt.write_bytes(ckpt.read_bytes()[:500])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
@@ -151,9 +153,29 @@ def test_wandb_offline_logs_the_run_and_resumes_into_it(smoke_cfg, tmp_path, mon
     assert logged["test/err"] == pytest.approx(first["test/err"])
     assert {"val/err", "train/loss_epoch", "test/top5_err"} <= set(logged)
 
+    (tmp_path / "summary.json").unlink()  # as if killed after epoch 0
     train(smoke_cfg("logger=wandb", "trainer.max_epochs=2", "tags=[smoke]", "resume=true"),
           tmp_path)
     files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
     epochs = {row.get("epoch") for row in history(read_records(files[-1]))}
     assert 1 in epochs  # the resumed part logs epoch 1 into the same run id
+
+
+@pytest.mark.data
+def test_one_epoch_on_real_mnist_learns(tmp_path):
+    root = need_shared("MNIST", "raw")
+    cfg = compose_cfg([f"paths.data_dir={root}", "trainer.max_epochs=1",
+                       "trainer.progress_bar=none", "data.download=false",
+                       f"paths.output_dir={tmp_path}"])
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["test/err"] < 8.0  # one epoch of LeNet-300-100 on the real digits
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data"]["train"] == 55_000 and summary["data"]["test"] == 10_000
+
+
+def test_resume_of_a_finished_run_reuses_its_summary(smoke_cfg, tmp_path):
+    first = train(smoke_cfg(), tmp_path)
+    before = (tmp_path / "summary.json").stat().st_mtime_ns
+    assert train(smoke_cfg("resume=true"), tmp_path) == first
+    assert (tmp_path / "summary.json").stat().st_mtime_ns == before

@@ -1,0 +1,101 @@
+"""The results table: ours (mean ± std over seeds) beside the paper's, never in one column."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from quantsurvey.report.build import (
+    COLUMNS,
+    ReportError,
+    build_rows,
+    collect,
+    load_reported,
+    main,
+    render_csv,
+)
+
+
+def _summary(seed, err, budget="cpu-30ep", **extra):
+    return {"paper": "han2015_pruning", "setting": "lenet300_100_mnist", "method": "float",
+            "model": "lenet300_100", "dataset": "mnist", "seed": seed, "budget": budget,
+            "name": "float", "metrics": {"test/err": err, "val/err": 9.0},
+            "hardware": {"device": "cpu 2 cores"}, "git": {"commit": "a" * 40, "dirty": False},
+            **extra}
+
+
+REPORTED = [{"paper": "han2015_pruning", "setting": "lenet300_100_mnist", "method": "float",
+             "model": "lenet300_100", "dataset": "mnist", "metric": "test_err",
+             "reported": 1.64},
+            {"paper": "han2015_pruning", "setting": "lenet300_100_mnist", "method": "pruned",
+             "model": "lenet300_100", "dataset": "mnist", "metric": "ratio", "reported": 12}]
+
+
+def test_mean_and_sample_std_over_seeds_beside_the_papers_figure():
+    rows = build_rows([_summary(0, 1.0), _summary(1, 1.2), _summary(2, 1.4)], REPORTED)
+    (row,) = [r for r in rows if r["method"] == "float"]
+    assert row["reported"] == "1.64" and row["ours"] == "1.2" and row["ours_std"] == "0.2"
+    assert row["seeds"] == "3" and row["budget"] == "cpu-30ep" and row["commit"] == "a" * 12
+    (paper_only,) = [r for r in rows if r["method"] == "pruned"]
+    assert paper_only["reported"] == "12" and paper_only["ours"] == ""
+
+
+def test_budgets_are_never_averaged_together():
+    rows = build_rows([_summary(0, 1.0), _summary(0, 3.0, budget="paper")], [])
+    assert sorted(r["ours"] for r in rows) == ["1", "3"]
+
+
+def test_imagenet_errors_are_top1_and_top5():
+    s = _summary(0, 40.0, dataset="imagenet")
+    s["metrics"]["test/top5_err"] = 18.0
+    assert {r["metric"]: r["ours"] for r in build_rows([s], [])} == {"top1_err": "40",
+                                                                     "top5_err": "18"}
+
+
+def test_csv_has_the_agreed_columns():
+    text = render_csv(build_rows([_summary(0, 1.0)], REPORTED))
+    assert next(csv.reader(io.StringIO(text))) == COLUMNS
+
+
+def test_reported_yaml_is_checked(tmp_path):
+    folder = tmp_path / "han2015_pruning"
+    folder.mkdir()
+    (folder / "reported.yaml").write_text(
+        "paper: han2015_pruning\nrows:\n  - {setting: s, model: m, dataset: d, method: float,"
+        " metrics: {test_error: 1.0}}\n")
+    with pytest.raises(ReportError, match="unknown metric"):
+        load_reported(tmp_path)
+    (folder / "reported.yaml").write_text("paper: other\nrows: []\n")
+    with pytest.raises(ReportError, match="must equal its folder name"):
+        load_reported(tmp_path)
+
+
+def test_cli_collects_and_rebuilds(tmp_path, capsys):
+    for seed in (0, 1):
+        run = tmp_path / "outputs" / f"seed={seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps(_summary(seed, 1.0 + seed)))
+    (tmp_path / "exp").mkdir()
+    main(["--collect", str(tmp_path / "outputs"), "--results", str(tmp_path / "res"),
+          "--experiments", str(tmp_path / "exp")])
+    assert (tmp_path / "res" / "runs" / "han2015_pruning" / "lenet300_100_mnist" / "float"
+            / "seed=1.json").is_file()
+    rows = list(csv.DictReader(open(tmp_path / "res" / "results.csv")))
+    assert [(r["metric"], r["ours"], r["seeds"]) for r in rows] == [("test_err", "1.5", "2")]
+    assert "| lenet300_100_mnist | float | test_err |" in (tmp_path / "res" / "README.md"
+                                                          ).read_text()
+
+
+def test_corrupt_summary_exits_with_a_message(tmp_path):
+    (tmp_path / "res" / "runs").mkdir(parents=True)
+    (tmp_path / "res" / "runs" / "bad.json").write_text("{not json")
+    with pytest.raises(SystemExit) as info:
+        main(["--results", str(tmp_path / "res"), "--experiments", str(tmp_path)])
+    assert info.value.code == 2
+
+
+def test_collect_ignores_unfinished_runs(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("x: 1")
+    assert collect([tmp_path], tmp_path / "runs") == []
