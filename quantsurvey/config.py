@@ -156,6 +156,49 @@ class PathsConfig:
 
 
 @dataclass
+class CompressConfig:
+    """What a stage does to the model it starts from (none of it: plain training)."""
+
+    prune: dict[str, Any] | None = None  # {quality: {<layer>|conv|fc: q}}: one Han 2015 prune step
+    share: dict[str, Any] | None = None  # {bits: {...}, init, iterations}: Deep Compression §3
+    encode: dict[str, Any] | None = None  # {index_bits: {...}}: export the encoded file (§2, §4)
+
+    def __post_init__(self) -> None:
+        from quantsurvey.compress.kmeans import SharingConfig
+        from quantsurvey.compress.pruning import PruningConfig
+
+        for key, cls in (("prune", PruningConfig), ("share", SharingConfig)):
+            section = getattr(self, key)
+            if section is not None:
+                _build(f"compress.{key}", cls, section)
+        if self.encode is not None:
+            if self.share is None:
+                raise ConfigError("compress.encode needs compress.share: only weight-shared "
+                                  "layers are encoded.")
+            _build("compress.encode", EncodeConfig, self.encode)
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    index_bits: dict[str, int] = field(default_factory=dict)  # relative-index bits per layer
+
+    def __post_init__(self) -> None:
+        for name, b in self.index_bits.items():
+            if not (isinstance(b, int) and 1 <= b <= 16):
+                raise ConfigError(f"compress.encode.index_bits.{name}={b!r} must be an integer "
+                                  f"in [1, 16].")
+
+
+def _build(key: str, cls: type, section: dict[str, Any]) -> Any:
+    allowed = list(cls.__dataclass_fields__)
+    unknown = [k for k in section if k not in allowed]
+    if unknown:
+        raise ConfigError(f"unknown config key '{key}.{unknown[0]}'; allowed keys under "
+                          f"{key!r}: {', '.join(allowed)}.")
+    return cls(**section)
+
+
+@dataclass
 class RunConfig:
     paper: str = "adhoc"  # paper key: W&B group, experiments/<paper>/
     setting: str = "adhoc"  # e.g. lenet5_mnist
@@ -167,6 +210,10 @@ class RunConfig:
     resume: bool = False
     loss: str = "cross_entropy"
     tags: list[str] = field(default_factory=list)
+    report: bool = True  # whether this run's summary is a row of the results tables
+    init_from: str | None = None  # a finished run's directory (its model.pt), or a stage name
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    pipeline: dict[str, Any] = field(default_factory=dict)  # stage name → config overrides
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

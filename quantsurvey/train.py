@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from quantsurvey import stages
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.data import create_datamodule
 from quantsurvey.errors import CheckpointError, QuantsurveyError, RunDirError
@@ -28,6 +29,7 @@ from quantsurvey.lit import csv_resume
 from quantsurvey.lit.callbacks import BatchSeed
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.models import create_model
+from quantsurvey.nn.masking import sparsity_stats
 from quantsurvey.provenance import git_state, hardware, package_versions, write_json_atomic
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -48,11 +50,43 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
+RECIPE_KEYS = ("method", "seed", "loss", "model", "optim", "sched", "trainer.max_epochs",
+               "data.name", "data.batch_size", "data.val_size", "data.split_seed",
+               "data.augment", "data.pad", "data.params", "compress", "init_from")
+
+
+def _recipe(config: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key in RECIPE_KEYS:
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if key == "compress" and node == {"prune": None, "share": None, "encode": None}:
+            node = None  # written before compression existed
+        if key == "init_from" and node:
+            node = "/".join(Path(node).parts[-4:])  # paper/setting/stage/seed, not the root
+        out[key] = node
+    return out
+
+
+def _check_same_recipe(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """A finished run is reused only if it was made with the same recipe."""
+    theirs = _recipe(json.loads((run_dir / SUMMARY).read_text()).get("config", {}))
+    mine = _recipe(resolved)
+    diff = [k for k in RECIPE_KEYS if theirs[k] != mine[k]]
+    if diff:
+        raise RunDirError(
+            f"{run_dir} holds a finished run made with another recipe ({diff[0]}: "
+            f"{theirs[diff[0]]!r} there, {mine[diff[0]]!r} now). Delete it, or give this run "
+            f"another name=... / paths.output_dir.")
+
+
+def _check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path | None:
     """The checkpoint to resume from, or None; refuse to overwrite a finished or started run."""
     last = run_dir / LAST_CKPT
     if resume:
         if (run_dir / SUMMARY).is_file():
+            _check_same_recipe(run_dir, resolved)
             return FINISHED
         if last.is_file():
             return last
@@ -63,6 +97,10 @@ def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
             f"{run_dir} already holds a run ({SUMMARY} or a checkpoint). Pass resume=true to "
             f"continue it, choose another name=..., or delete the directory.")
     return None
+
+
+def _compressed(rc: RunConfig) -> bool:
+    return bool(rc.init_from or rc.compress.prune or rc.compress.share)
 
 
 def _check_checkpoint(ckpt: Path, module: ClassifierModule) -> int:
@@ -121,7 +159,7 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     rc = validate_config(cfg)
     resolved = OmegaConf.to_container(OmegaConf.structured(rc), resolve=True)
     run_dir = Path(run_dir)
-    ckpt = _check_run_dir(run_dir, rc.resume)
+    ckpt = _check_run_dir(run_dir, rc.resume, resolved)
     if ckpt == FINISHED:  # resume=true on a finished run (a re-launched sweep): nothing to do
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
@@ -136,6 +174,9 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     dm.setup("fit")  # missing or corrupt data fails here, before anything is written
     model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
                          **rc.model.params)
+    if rc.init_from:
+        stages.load_stage(model, Path(rc.init_from))
+    stage_info = stages.compress_before_training(model, rc)
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched,
                               rc.trainer.max_epochs, rc.loss)
 
@@ -171,6 +212,18 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        compress_metrics = sparsity_stats(model) if _compressed(rc) else {}
+        stages.save_stage(model, run_dir)
+        if rc.compress.encode is not None:
+            # the reported test metrics are those of the model decoded from the file
+            probe, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
+            info = {"name": rc.model.name, "num_classes": dm.num_classes,
+                    "input_shape": list(dm.input_shape), "params": dict(rc.model.params)}
+            module.model, encoded = stages.encode_after_training(model, rc, run_dir, info,
+                                                                 probe[:64].cpu())
+            stage_info["encoded"] = encoded
+            compress_metrics["compress/size_bytes"] = float(encoded["size_bytes"])
+            compress_metrics["compress/ratio"] = encoded["original_bytes"] / encoded["size_bytes"]
         test_metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
     finally:
         if ckpt is not None:
@@ -181,6 +234,7 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
             wandb.finish()
     metrics = {k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))}
     metrics.update({k: float(v) for k, v in test_metrics.items()})
+    metrics.update(compress_metrics)
     summary = {
         "paper": rc.paper, "setting": rc.setting, "method": rc.method, "stage": rc.stage,
         "name": rc.name, "model": rc.model.name, "dataset": rc.data.name, "seed": rc.seed,
@@ -189,7 +243,8 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         "params": sum(p.numel() for p in model.parameters()),
         "config": resolved, "git": git, "versions": package_versions(),
         "hardware": hardware(), "wall_time_s": round(time.time() - start, 2),
-        "resumed": ckpt is not None,
+        "resumed": ckpt is not None, "report": rc.report, "init_from": rc.init_from,
+        "compression": stage_info,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
     write_json_atomic(run_dir / SUMMARY, summary)
@@ -201,7 +256,12 @@ def _hydra_main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     try:
-        metrics = train(cfg, HydraConfig.get().runtime.output_dir)
+        if cfg.get("pipeline"):
+            from quantsurvey.pipeline import run_pipeline
+
+            metrics = list(run_pipeline(cfg).values())[-1]
+        else:
+            metrics = train(cfg, HydraConfig.get().runtime.output_dir)
     except QuantsurveyError as err:
         print(f"quantsurvey: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)

@@ -27,7 +27,8 @@ def smoke_cfg(tmp_path):
     """Compose an experiment on the synthetic set for a couple of batches, writing under tmp."""
 
     def make(*overrides: str):
-        return compose_cfg(["data=synthetic", "trainer=smoke", f"paths.output_dir={tmp_path}",
+        return compose_cfg(["data=synthetic", "trainer=smoke", "trainer.max_epochs=1",
+                            f"paths.output_dir={tmp_path}",
                             f"paths.cache_dir={tmp_path / 'cache'}", *overrides])
 
     return make

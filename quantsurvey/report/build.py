@@ -57,6 +57,8 @@ def collect(sources: list[Path], runs_dir: Path) -> list[Path]:
     for src in sources:
         for path in sorted(Path(src).rglob("summary.json")):
             s = json.loads(path.read_text())
+            if not s.get("report", True):  # an intermediate stage (e.g. prune1 of three)
+                continue
             dest = runs_dir / s["paper"] / s["setting"] / s["name"] / f"seed={s['seed']}.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)

@@ -1,0 +1,1 @@
+"""The papers' algorithms as small pure tensor functions (torch, numpy, scipy only)."""

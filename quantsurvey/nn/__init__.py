@@ -1,0 +1,1 @@
+"""Layers and model surgery that apply the compress/ algorithms to nn.Modules."""

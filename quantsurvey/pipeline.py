@@ -1,0 +1,61 @@
+"""Multi-stage experiments (train → prune/retrain → share/fine-tune → encode).
+
+An experiment's `pipeline` maps stage names to config overrides. Each stage is an ordinary run of
+`train()` in its own directory `<output_dir>/<paper>/<setting>/<stage>/seed=<seed>`, started from
+the stage named in its `init_from`. Stages run with resume semantics: a finished stage is reused
+(if its config matches), an interrupted one continues from its last checkpoint, so re-running the
+command after a crash picks up where it stopped, and one paper's pipeline can reuse another's
+stages (Deep Compression starts from Han 2015's pruned model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from quantsurvey.config import RunConfig, validate_config
+from quantsurvey.errors import ConfigError
+
+
+def stage_dir(rc: RunConfig) -> Path:
+    return Path(rc.paths.output_dir) / rc.paper / rc.setting / rc.name / f"seed={rc.seed}"
+
+
+def stage_configs(cfg: DictConfig) -> list[tuple[str, DictConfig, RunConfig]]:
+    """Every stage's full config, validated before any stage runs."""
+    base = OmegaConf.to_container(cfg, resolve=False)
+    stages: dict[str, Any] = base.pop("pipeline") or {}
+    out = []
+    for name, overrides in stages.items():
+        merged = OmegaConf.merge(base, overrides or {}, {"name": name, "stage": name,
+                                                         "resume": True, "pipeline": {}})
+        try:
+            rc = validate_config(merged)
+        except ConfigError as err:
+            raise ConfigError(f"pipeline stage {name!r}: {err}") from None
+        if rc.init_from and rc.init_from not in stages and not Path(rc.init_from).is_dir():
+            raise ConfigError(f"pipeline stage {name!r}: init_from={rc.init_from!r} is neither "
+                              f"an earlier stage ({', '.join(stages)}) nor a run directory.")
+        out.append((name, merged, rc))
+    names = [n for n, _, _ in out]
+    for i, (name, _, rc) in enumerate(out):
+        if rc.init_from in stages and rc.init_from not in names[:i]:
+            raise ConfigError(f"pipeline stage {name!r}: init_from={rc.init_from!r} must name a "
+                              f"stage that runs before it.")
+    return out
+
+
+def run_pipeline(cfg: DictConfig, train_fn=None) -> dict[str, dict[str, float]]:
+    """Run every stage in order; returns {stage: final metrics}."""
+    if train_fn is None:
+        from quantsurvey.train import train as train_fn
+    dirs: dict[str, Path] = {}
+    results = {}
+    for name, merged, rc in stage_configs(cfg):
+        if rc.init_from in dirs:
+            merged = OmegaConf.merge(merged, {"init_from": str(dirs[rc.init_from])})
+        dirs[name] = stage_dir(rc)
+        results[name] = train_fn(merged, dirs[name])
+    return results
