@@ -44,11 +44,17 @@ def stage_state(model: nn.Module) -> dict[str, Any]:
 def load_stage(model: nn.Module, init_dir: Path) -> None:
     """Load the previous stage's weights and masks into a fresh `model`."""
     path = Path(init_dir) / STAGE_MODEL
-    if not path.is_file():
+    ckpt = Path(init_dir) / "checkpoints" / "last.ckpt"
+    if not path.is_file() and not ((Path(init_dir) / "summary.json").is_file() and ckpt.is_file()):
         raise CheckpointError(f"init_from: {path} does not exist. Run (or finish) the stage that "
                               f"writes it first.")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        else:  # a finished plain run: its final Lightning checkpoint holds the model
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+            saved = {"state_dict": {k.removeprefix("model."): v for k, v in state.items()
+                                    if k.startswith("model.")}, "masks": {}}
         model.load_state_dict(saved["state_dict"])
     except (RuntimeError, KeyError, EOFError, OSError) as err:
         raise CheckpointError(f"init_from: {path} does not fit this model "

@@ -15,15 +15,17 @@ class LeNet300100(nn.Module):
 
     def __init__(self, num_classes: int, input_shape: tuple[int, int, int], dropout: float = 0.0):
         super().__init__()
+        # defined in data-flow order: each Dropout comes right before the layer it feeds, which
+        # is how Han's dropout rule finds the connections it scales with
         self.fc1 = nn.Linear(math.prod(input_shape), 300)
+        self.drop1 = nn.Dropout(dropout)
         self.fc2 = nn.Linear(300, 100)
+        self.drop2 = nn.Dropout(dropout)
         self.fc3 = nn.Linear(100, num_classes)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        x = self.dropout(torch.relu(self.fc1(x)))
-        x = self.dropout(torch.relu(self.fc2(x)))
+        x = self.drop1(torch.relu(self.fc1(x.flatten(1))))
+        x = self.drop2(torch.relu(self.fc2(x)))
         return self.fc3(x)
 
 
@@ -37,13 +39,13 @@ class LeNet5(nn.Module):
         self.conv2 = nn.Conv2d(20, 50, 5)
         feat_h, feat_w = ((height - 4) // 2 - 4) // 2, ((width - 4) // 2 - 4) // 2
         self.fc1 = nn.Linear(50 * feat_h * feat_w, 500)
+        self.drop1 = nn.Dropout(dropout)
         self.fc2 = nn.Linear(500, num_classes)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.max_pool2d(self.conv1(x), 2)
         x = torch.max_pool2d(self.conv2(x), 2)
-        x = self.dropout(torch.relu(self.fc1(x.flatten(1))))
+        x = self.drop1(torch.relu(self.fc1(x.flatten(1))))
         return self.fc2(x)
 
 

@@ -43,7 +43,8 @@ def make_masks_permanent(model: nn.Module) -> None:
 
 
 def adjust_dropout(model: nn.Module) -> dict[str, float]:
-    """Han 2015 Eq. 2: each Dropout feeding a Linear layer gets p · sqrt(kept fraction)."""
+    """Han 2015 Eq. 2: each Dropout gets p · sqrt(kept fraction) of the first Linear layer
+    defined after it (models define a Dropout right before the layer it feeds)."""
     modules = list(model.named_modules())
     changed = {}
     for i, (name, module) in enumerate(modules):

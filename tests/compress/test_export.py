@@ -1,0 +1,74 @@
+"""The encoded file: export → load gives identical outputs; damage gives one clear error."""
+
+import pytest
+import torch
+
+from quantsurvey.compress.container import pack_container, unpack_container
+from quantsurvey.compress.kmeans import SharingConfig
+from quantsurvey.errors import CheckpointError
+from quantsurvey.models import create_model
+from quantsurvey.nn.export import export_model, load_model
+from quantsurvey.nn.masking import prune_by_magnitude
+from quantsurvey.nn.weight_sharing import share_weights
+
+INFO = {"name": "lenet5", "num_classes": 10, "input_shape": [1, 28, 28], "params": {}}
+
+
+@pytest.fixture
+def shared_lenet5():
+    torch.manual_seed(0)
+    model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    prune_by_magnitude(model, {"conv1": 0.2, "conv2": 1.0, "fc1": 1.4, "fc2": 0.8})
+    share_weights(model, SharingConfig(bits={"conv": 8, "fc": 5}))
+    return model.eval()
+
+
+def test_export_load_gives_identical_outputs(shared_lenet5, tmp_path):
+    path = tmp_path / "m.qsdc"
+    report = export_model(shared_lenet5, path, INFO, {"conv1": 8, "conv2": 8, "fc1": 3, "fc2": 5})
+    assert report["size_bytes"] == path.stat().st_size
+    assert report["layers"]["fc1"]["fillers"] > 0  # 3-bit gaps overflow: fillers exercised
+    loaded = load_model(path).eval()
+    x = torch.randn(32, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(shared_lenet5(x), loaded(x))
+    for name in ("conv1", "conv2", "fc1", "fc2"):
+        assert torch.equal(getattr(shared_lenet5, name).weight, getattr(loaded, name).weight)
+
+
+def test_per_layer_accounting(shared_lenet5, tmp_path):
+    report = export_model(shared_lenet5, tmp_path / "m.qsdc", INFO,
+                          {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5})
+    fc1 = report["layers"]["fc1"]
+    nonzero = int((shared_lenet5.fc1.weight != 0).sum())
+    assert fc1["kept_pct"] == pytest.approx(100 * nonzero / 400_000)
+    assert fc1["weight_bits_pq"] == 5 and fc1["weight_bits_huffman"] < 5
+    assert 0 < fc1["index_bits_huffman"] <= 5.5
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "empty"])
+def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage):
+    path = tmp_path / "m.qsdc"
+    export_model(shared_lenet5, path, INFO, {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5})
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "magic":
+        data[:4] = b"ZIP!"
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="not a valid quantsurvey encoded model"):
+        load_model(path)
+
+
+def test_container_round_trip():
+    header, blobs = unpack_container(pack_container({"a": [1, 2]}, {"x": b"\x00\x01", "y": b""}))
+    assert header == {"a": [1, 2]} and blobs == {"x": b"\x00\x01", "y": b""}
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "nope.qsdc")

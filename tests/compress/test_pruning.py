@@ -1,0 +1,85 @@
+"""Han 2015 magnitude pruning: the threshold rule, masks that only shrink, zeros that stay zero."""
+
+import math
+
+import pytest
+import torch
+
+from quantsurvey.compress.pruning import (
+    PruningConfig,
+    magnitude_mask,
+    magnitude_threshold,
+    retrain_dropout,
+)
+from quantsurvey.errors import ConfigError
+from quantsurvey.models import create_model
+from quantsurvey.nn.masking import adjust_dropout, prune_by_magnitude, sparsity_stats
+
+
+def test_threshold_is_quality_times_std_of_survivors():
+    w = torch.tensor([0.1, -0.2, 0.3, -0.4, 1.0, -2.0])
+    assert magnitude_threshold(w, 1.5) == pytest.approx(1.5 * w.double().std().item())
+    alive = torch.tensor([True, True, False, True, True, True])
+    assert magnitude_threshold(w, 1.0, alive) == pytest.approx(w[alive].double().std().item())
+
+
+def test_mask_keeps_large_weights_and_never_revives():
+    torch.manual_seed(0)
+    w = torch.randn(1000)
+    m1 = magnitude_mask(w, 1.0)
+    assert torch.equal(m1, w.abs() > w.std())
+    assert abs(m1.float().mean().item() - 0.317) < 0.05  # P(|z| > 1) for a Gaussian
+    grown = w * 10 * (~m1)  # pruned weights grow: they must stay pruned
+    m2 = magnitude_mask(grown + w * m1, 0.0, m1)
+    assert not (m2 & ~m1).any()
+
+
+def test_retrain_dropout_rule():
+    # D_r = D_o sqrt(C_r / C_o): AlexNet's fc6 keeps 9%, so 0.5 dropout becomes 0.15
+    assert retrain_dropout(0.5, 0.09) == pytest.approx(0.15)
+    with pytest.raises(ValueError):
+        retrain_dropout(0.5, 0.0)
+
+
+def test_pruned_weights_stay_exactly_zero_through_sgd_with_momentum_and_decay():
+    torch.manual_seed(0)
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    masks = prune_by_magnitude(model, {"fc1": 1.0, "fc2": 0.5})
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
+    for _ in range(5):
+        opt.zero_grad()
+        model(torch.randn(8, 1, 28, 28)).square().mean().backward()
+        opt.step()
+    for name, mask in masks.items():
+        weight = getattr(model, name).weight
+        assert torch.count_nonzero(weight[~mask]) == 0
+        assert torch.count_nonzero(weight[mask]) == mask.sum()  # survivors still train
+
+
+def test_iterative_pruning_compounds_and_ratio_counts_biases():
+    torch.manual_seed(0)
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    first = prune_by_magnitude(model, {"fc": 0.5})["fc1"].sum()
+    second = prune_by_magnitude(model, {"fc": 0.5})["fc1"].sum()
+    assert second < first
+    stats = sparsity_stats(model)
+    kept = sum(int((m.weight != 0).sum()) for m in (model.fc1, model.fc2, model.fc3))
+    total_w = 784 * 300 + 300 * 100 + 100 * 10
+    assert stats["compress/kept_pct"] == pytest.approx(100 * kept / total_w)
+    assert stats["compress/ratio"] == pytest.approx(266_610 / (kept + 410))
+
+
+def test_dropout_follows_the_kept_fraction_of_the_next_linear_layer():
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28), dropout=0.5)
+    masks = prune_by_magnitude(model, {"fc2": 1.0})
+    adjust_dropout(model)
+    assert model.drop1.p == pytest.approx(0.5 * math.sqrt(masks["fc2"].float().mean().item()))
+    assert model.drop2.p == 0.5  # fc3 is not pruned
+
+
+def test_bad_pruning_config():
+    with pytest.raises(ConfigError, match="quality.fc1=-0.1"):
+        PruningConfig(quality={"fc1": -0.1})
+    model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    with pytest.raises(ConfigError, match="'fc3' is not a layer of this model; layers: conv1"):
+        prune_by_magnitude(model, {"fc3": 1.0})
