@@ -67,7 +67,7 @@ def compress_before_training(model: nn.Module, rc: RunConfig) -> dict[str, Any]:
     info: dict[str, Any] = {}
     c = rc.compress
     if c.prune is not None:
-        masks = prune_by_magnitude(model, c.prune["quality"])
+        masks = prune_by_magnitude(model, c.prune.get("quality"), c.prune.get("kept"))
         info["prune_kept_pct"] = {n: 100.0 * m.float().mean().item() for n, m in masks.items()}
         info["dropout"] = adjust_dropout(model)
     if c.share is not None:

@@ -14,18 +14,54 @@ import pytest
 import torch
 
 from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
+from quantsurvey.pipeline import run_pipeline
 from quantsurvey.train import train
 from tests.conftest import EXPERIMENTS, REPO, compose_cfg, need_shared
+from tests.data.test_svhn_imagenet_synthetic import write_imagenet
 from tests.wandb_records import history, read_records, run_info
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_smoke_runs(experiment, smoke_cfg, tmp_path):
-    cfg = smoke_cfg(f"experiment={experiment}")
-    metrics = train(cfg, tmp_path / "run")
-    assert 0 <= metrics["test/err"] <= 100
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["paper"] == experiment.split("/")[0]
+def _smoke_overrides(experiment, tmp_path):
+    """Tiny data in the experiment's own format: synthetic digits, or a small ImageFolder."""
+    if compose_cfg([f"experiment={experiment}"]).data.name != "imagenet":
+        return ["data=synthetic"]
+    write_imagenet(tmp_path / "data", classes=3, per_class=3)
+    return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=72",
+            "data.params.crop=64", "data.params.num_classes=3", "data.val_size=2",
+            "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0"]
+
+
+BIG = ("alexnet", "vgg16")  # 61M and 138M weights: minutes per pipeline on 2 cores
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if not any(b in e for b in BIG)])
+def test_every_experiment_smoke_runs_all_its_stages(experiment, tmp_path):
+    _smoke_all_stages(experiment, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if any(b in e for b in BIG)])
+def test_big_imagenet_experiments_smoke_run_all_their_stages(experiment, tmp_path):
+    _smoke_all_stages(experiment, tmp_path)
+
+
+def _smoke_all_stages(experiment, tmp_path):
+    cfg = compose_cfg([f"experiment={experiment}", "trainer=smoke", "trainer.max_epochs=1",
+                       f"paths.output_dir={tmp_path / 'out'}", *_smoke_overrides(experiment,
+                                                                                  tmp_path)])
+    results = run_pipeline(cfg)
+    assert list(results) == list(cfg.pipeline)
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("summary.json")]
+    assert len(summaries) == len(cfg.pipeline)
+    for s in summaries:
+        assert 0 <= s["metrics"]["test/err"] <= 100
+    encoded = list((tmp_path / "out").rglob("model.qsdc"))
+    assert len(encoded) == sum("encode" in str(stage.get("compress", {}))
+                               for stage in cfg.pipeline.values())
+    for s in summaries:
+        if "encoded" in s["compression"]:
+            assert s["compression"]["encoded"]["identical_outputs"] is True
+            assert s["metrics"]["compress/ratio"] > 1
 
 
 def test_summary_holds_provenance(smoke_cfg, tmp_path):

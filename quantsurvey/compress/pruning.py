@@ -18,16 +18,24 @@ from quantsurvey.errors import ConfigError
 
 @dataclass(frozen=True)
 class PruningConfig:
-    """Per-layer quality parameters of one prune step (layer name → quality)."""
+    """One prune step, per layer: either `quality` (threshold = q·std, the paper's rule) or
+    `kept` (the fraction of the layer's weights to keep, for the paper's published per-layer
+    fractions when its quality values are not given)."""
 
     quality: dict[str, float] = field(default_factory=dict)
+    kept: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.quality:
-            raise ConfigError("compress.prune.quality must name at least one layer.")
+        if bool(self.quality) == bool(self.kept):
+            raise ConfigError("compress.prune needs exactly one of quality (layer → q) or kept "
+                              "(layer → fraction of weights to keep).")
         for name, q in self.quality.items():
             if not (isinstance(q, int | float) and math.isfinite(q) and q >= 0):
                 raise ConfigError(f"compress.prune.quality.{name}={q!r} must be a number >= 0.")
+        for name, f in self.kept.items():
+            if not (isinstance(f, int | float) and 0 < f <= 1):
+                raise ConfigError(f"compress.prune.kept.{name}={f!r} must be in (0, 1]: the "
+                                  f"fraction of weights to keep (sparsity 1 − kept in [0, 1)).")
 
 
 def magnitude_threshold(weight: torch.Tensor, quality: float,
@@ -43,6 +51,20 @@ def magnitude_mask(weight: torch.Tensor, quality: float,
                    mask: torch.Tensor | None = None) -> torch.Tensor:
     """Keep |w| > quality · std(survivors); already pruned weights stay pruned."""
     keep = weight.abs() > magnitude_threshold(weight, quality, mask)
+    return keep if mask is None else keep & mask
+
+
+def top_fraction_mask(weight: torch.Tensor, kept: float,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Keep the round(kept · numel) largest-magnitude weights (within `mask`, if given)."""
+    k = round(kept * weight.numel())
+    score = weight.abs().flatten().double()
+    if mask is not None:
+        score = torch.where(mask.flatten(), score, torch.full_like(score, -1.0))
+    keep = torch.zeros(weight.numel(), dtype=torch.bool, device=weight.device)
+    if k > 0:
+        keep[torch.topk(score, k, sorted=False).indices] = True
+    keep = keep.view(weight.shape)
     return keep if mask is None else keep & mask
 
 

@@ -2,7 +2,7 @@
 
 Each shared layer is stored as: codebook (float32, 2^b − 1 centroids; symbol 0 is the exact
 zero), the non-zero positions as relative-index gap codes with filler zeros, and both symbol
-streams Huffman-coded with their code lengths (one byte per symbol). Everything else in the
+streams Huffman-coded with their code lengths (4 bits per symbol when all are ≤ 15). Everything else in the
 state dict (biases, unshared layers, batch-norm statistics) is stored as is. The loader rebuilds
 a plain model whose weights equal the shared ones bit for bit.
 """
@@ -32,6 +32,22 @@ def _huffman(symbols: np.ndarray, alphabet: int) -> tuple[np.ndarray, bytes, int
     return lengths, stream, n_bits
 
 
+def pack_lengths(lengths: np.ndarray) -> bytes:
+    """Code lengths, two per byte when all fit in 4 bits (≤ 15, the usual case), else one."""
+    lengths = np.asarray(lengths, dtype=np.uint8)
+    if lengths.max(initial=0) > 15:
+        return b"\x08" + lengths.tobytes()
+    padded = np.concatenate([lengths, np.zeros(len(lengths) % 2, dtype=np.uint8)])
+    return b"\x04" + (padded[0::2] << 4 | padded[1::2]).astype(np.uint8).tobytes()
+
+
+def unpack_lengths(blob: bytes, alphabet: int) -> np.ndarray:
+    raw = np.frombuffer(blob[1:], dtype=np.uint8)
+    if blob[:1] == b"\x08":
+        return raw.astype(np.int64)[:alphabet]
+    return np.stack([raw >> 4, raw & 15], axis=1).reshape(-1).astype(np.int64)[:alphabet]
+
+
 def encode_layer(assignment: torch.Tensor, centroids: torch.Tensor, bits: int, index_bits: int
                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
     flat = assignment.flatten().cpu().numpy()
@@ -43,14 +59,14 @@ def encode_layer(assignment: torch.Tensor, centroids: torch.Tensor, bits: int, i
             "entries": len(symbols), "nonzero": len(positions), "weight_bits": w_bits,
             "index_bits_total": i_bits}
     blobs = {"codebook": centroids.detach().cpu().float().numpy().tobytes(),
-             "w_lengths": w_len.astype(np.uint8).tobytes(), "w_stream": w_stream,
-             "i_lengths": i_len.astype(np.uint8).tobytes(), "i_stream": i_stream}
+             "w_lengths": pack_lengths(w_len), "w_stream": w_stream,
+             "i_lengths": pack_lengths(i_len), "i_stream": i_stream}
     return meta, blobs
 
 
 def decode_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch.Tensor:
-    w_len = np.frombuffer(blobs["w_lengths"], dtype=np.uint8).astype(np.int64)
-    i_len = np.frombuffer(blobs["i_lengths"], dtype=np.uint8).astype(np.int64)
+    w_len = unpack_lengths(blobs["w_lengths"], 1 << meta["bits"])
+    i_len = unpack_lengths(blobs["i_lengths"], 1 << meta["index_bits"])
     symbols = huffman_decode(blobs["w_stream"], meta["weight_bits"], w_len, meta["entries"])
     gaps = huffman_decode(blobs["i_stream"], meta["index_bits_total"], i_len, meta["entries"])
     positions, symbols = decode_relative_indices(gaps, symbols)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from quantsurvey.compress.pruning import magnitude_mask, retrain_dropout
+from quantsurvey.compress.pruning import magnitude_mask, retrain_dropout, top_fraction_mask
 from quantsurvey.nn.layers import resolve_per_layer, weight_layers
 
 
@@ -24,15 +24,26 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         prune.custom_from_mask(layers[name], "weight", mask.to(layers[name].weight.device))
 
 
-def prune_by_magnitude(model: nn.Module, quality: dict[str, float]) -> dict[str, torch.Tensor]:
-    """One prune step of Han 2015 on the layers named in `quality`; returns the new masks."""
+def prune_by_magnitude(model: nn.Module, quality: dict[str, float] | None = None,
+                       kept: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """One prune step of Han 2015 on the layers named in `quality` (threshold q·std) or `kept`
+    (keep that fraction of the largest weights); returns the new masks."""
     layers = weight_layers(model)
+    old = current_masks(model)
     masks = {}
-    for name, q in resolve_per_layer(model, quality, "compress.prune.quality").items():
-        old = current_masks(model).get(name)
-        masks[name] = magnitude_mask(layers[name].weight.detach(), q, old)
+    if quality:
+        for name, q in resolve_per_layer(model, quality, "compress.prune.quality").items():
+            masks[name] = magnitude_mask(_dense(layers[name]), q, old.get(name))
+    for name, f in resolve_per_layer(model, kept or {}, "compress.prune.kept").items():
+        masks[name] = top_fraction_mask(_dense(layers[name]), f, old.get(name))
     apply_masks(model, masks)
     return masks
+
+
+def _dense(module: nn.Module) -> torch.Tensor:
+    if hasattr(module, "weight_mask"):
+        return (module.weight_orig * module.weight_mask).detach()
+    return module.weight.detach()
 
 
 def make_masks_permanent(model: nn.Module) -> None:

@@ -168,11 +168,51 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+LAYER_COLUMNS = [("kept_pct", "kept %", ".1f"), ("weight_bits_pq", "weight bits P+Q", "d"),
+                 ("weight_bits_huffman", "weight bits Huffman", ".2f"),
+                 ("index_bits_pq", "index bits P+Q", "d"),
+                 ("index_bits_huffman", "index bits Huffman", ".2f"),
+                 ("stored_bytes", "stored bytes", ",.0f"), ("ratio", "ratio ×", ".1f")]
+
+
+def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
+    """Per-layer storage of every encoded model, laid out like Deep Compression's Tables 2–5:
+    the mean over the seeds of one (paper, setting, method, budget)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for s in summaries:
+        enc = s.get("compression", {}).get("encoded")
+        if enc:
+            groups[(s["paper"], s["setting"], s["method"], s["budget"])].append(enc)
+    lines = []
+    for (paper, setting, method, budget), encs in sorted(groups.items()):
+        layers = encs[0]["layers"]
+        size = statistics.fmean(e["size_bytes"] for e in encs)
+        original = encs[0]["original_bytes"]
+        lines += [f"### {paper} / {setting} / {method} ({budget}, {len(encs)} seed(s))", "",
+                  f"Encoded file {size / 1000:,.1f} kB (original {original / 1000:,.0f} kB, "
+                  f"{original / size:.1f}×); every figure is read from the file's contents.", "",
+                  "| layer | params | " + " | ".join(h for _, h, _ in LAYER_COLUMNS) + " |",
+                  "| --- " * (len(LAYER_COLUMNS) + 2) + "|"]
+        for name, first in layers.items():
+            cells = []
+            for key, _, fmt in LAYER_COLUMNS:
+                value = statistics.fmean(e["layers"][name][key] for e in encs)
+                cells.append(format(int(value) if fmt == "d" else value, fmt))
+            lines.append(f"| {name} | {first['params']:,} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
-    rows = build_rows(load_summaries(results_dir / "runs"), load_reported(experiments_dir))
+    summaries = load_summaries(results_dir / "runs")
+    rows = build_rows(summaries, load_reported(experiments_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "results.csv").write_text(render_csv(rows))
-    (results_dir / "README.md").write_text(render_markdown(rows))
+    tables = render_layer_tables(summaries)
+    text = render_markdown(rows)
+    if tables:
+        text += "\n## Per-layer storage of the encoded models\n\n" + tables
+    (results_dir / "README.md").write_text(text)
     return rows
 
 

@@ -1,5 +1,6 @@
 """The encoded file: export → load gives identical outputs; damage gives one clear error."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,12 @@ def test_container_round_trip():
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_model(tmp_path / "nope.qsdc")
+
+
+@pytest.mark.parametrize("lengths", [[3, 0, 15, 1, 2], [1, 2], [0] * 7 + [15], [20, 1, 0]])
+def test_code_length_tables_round_trip(lengths):
+    from quantsurvey.nn.export import pack_lengths, unpack_lengths
+
+    blob = pack_lengths(np.array(lengths))
+    assert unpack_lengths(blob, len(lengths)).tolist() == lengths
+    assert len(blob) == 1 + (-(-len(lengths) // 2) if max(lengths) <= 15 else len(lengths))

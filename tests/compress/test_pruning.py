@@ -83,3 +83,19 @@ def test_bad_pruning_config():
     model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
     with pytest.raises(ConfigError, match="'fc3' is not a layer of this model; layers: conv1"):
         prune_by_magnitude(model, {"fc3": 1.0})
+
+
+def test_kept_fraction_mode_keeps_exactly_the_largest():
+    torch.manual_seed(0)
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    w = model.fc1.weight.detach().clone()
+    masks = prune_by_magnitude(model, kept={"fc1": 0.09, "fc": 0.5})
+    assert int(masks["fc1"].sum()) == round(0.09 * w.numel())
+    assert w.abs()[masks["fc1"]].min() >= w.abs()[~masks["fc1"]].max()
+    assert int(masks["fc3"].sum()) == 500
+    again = prune_by_magnitude(model, kept={"fc1": 0.05})["fc1"]
+    assert int(again.sum()) == round(0.05 * w.numel()) and not (again & ~masks["fc1"]).any()
+    with pytest.raises(ConfigError, match="exactly one of quality"):
+        PruningConfig(quality={"fc1": 1.0}, kept={"fc1": 0.5})
+    with pytest.raises(ConfigError, match="kept.fc1=1.5 must be in"):
+        PruningConfig(kept={"fc1": 1.5})

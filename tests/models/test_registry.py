@@ -4,12 +4,12 @@ import torch
 from quantsurvey.errors import ConfigError
 from quantsurvey.models import create_model, list_models
 
-INPUT = {"lenet300_100": (1, 28, 28), "lenet5": (1, 28, 28)}
+INPUT = {"lenet300_100": (1, 28, 28), "lenet5": (1, 28, 28)}  # others: (3, 64, 64)
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_maps_a_batch_to_logits(name):
-    shape = INPUT.get(name, (3, 32, 32))
+    shape = INPUT.get(name, (3, 64, 64))
     model = create_model(name, num_classes=7, input_shape=shape)
     assert model(torch.randn(2, *shape)).shape == (2, 7)
 
@@ -31,3 +31,16 @@ def test_unknown_model_and_parameter_fail_clearly():
         create_model("lenet7", num_classes=10, input_shape=(1, 28, 28))
     with pytest.raises(ConfigError, match="unknown parameter 'dropuot'.*Did you mean 'dropout'"):
         create_model("lenet5", num_classes=10, input_shape=(1, 28, 28), dropuot=0.5)
+
+
+@pytest.mark.parametrize("name, params", [("alexnet", 61_100_840), ("vgg16", 138_357_544),
+                                          ("squeezenet1_0", 1_248_424)])
+def test_imagenet_models_have_the_published_sizes(name, params):
+    # AlexNet 61M (240 MB), VGG-16 138M (552 MB), SqueezeNet 1.25M (4.8 MB) float32 weights
+    model = create_model(name, num_classes=1000, input_shape=(3, 224, 224))
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_imagenet_models_refuse_mnist_inputs():
+    with pytest.raises(ConfigError, match="3-channel inputs"):
+        create_model("alexnet", num_classes=10, input_shape=(1, 28, 28))
