@@ -2,9 +2,9 @@
 
 Each shared layer is stored as: codebook (float32, 2^b − 1 centroids; symbol 0 is the exact
 zero), the non-zero positions as relative-index gap codes with filler zeros, and both symbol
-streams Huffman-coded with their code lengths (4 bits per symbol when all are ≤ 15). Everything else in the
-state dict (biases, unshared layers, batch-norm statistics) is stored as is. The loader rebuilds
-a plain model whose weights equal the shared ones bit for bit.
+streams Huffman-coded with their code lengths (4 bits per symbol when all are ≤ 15). Everything
+else in the state dict (biases, unshared layers, batch-norm statistics) is stored as is. The
+loader rebuilds a plain model whose weights equal the shared ones bit for bit.
 """
 
 from __future__ import annotations
