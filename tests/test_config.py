@@ -61,7 +61,8 @@ def test_cli_bad_value_exits_nonzero_with_one_message_and_writes_nothing(tmp_pat
          f"paths.output_dir={tmp_path}", "data.download=false"],
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
-    assert "quantsurvey: error: optim.lr=0.0 must be > 0." in out.stderr
+    assert out.stderr.startswith("quantsurvey: error: ")
+    assert "optim.lr=0.0 must be > 0." in out.stderr and len(out.stderr.splitlines()) == 1
     assert "Traceback" not in out.stderr
     assert not list(tmp_path.rglob("summary.json")) and not list(tmp_path.rglob("*.ckpt"))
 

@@ -46,7 +46,7 @@ def test_rerun_reuses_finished_stages_and_refuses_another_recipe(tmp_path):
     assert run_pipeline(_cfg(tmp_path)) == first  # nothing retrained
     assert float_summary.stat().st_mtime_ns == stamp
     with pytest.raises(RunDirError, match="another recipe.*optim"):
-        run_pipeline(_cfg(tmp_path, "pipeline.float.optim.lr=0.3"))
+        run_pipeline(_cfg(tmp_path, "+pipeline.float.optim.lr=0.3"))
 
 
 def test_pruned_stage_keeps_the_previous_stages_zeros(tmp_path):

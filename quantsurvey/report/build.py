@@ -52,7 +52,8 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 def collect(sources: list[Path], runs_dir: Path) -> list[Path]:
     """Copy every finished run's summary.json under `sources` into
-    `runs_dir/<paper>/<setting>/<name>/seed=<seed>.json`."""
+    `runs_dir/<paper>/<setting>/<name>/seed=<seed>.json`, with its encoded model file
+    (`model.qsdc`, tens of kilobytes for the LeNets) beside it as `seed=<seed>.qsdc`."""
     copied = []
     for src in sources:
         for path in sorted(Path(src).rglob("summary.json")):
@@ -62,6 +63,8 @@ def collect(sources: list[Path], runs_dir: Path) -> list[Path]:
             dest = runs_dir / s["paper"] / s["setting"] / s["name"] / f"seed={s['seed']}.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
+            if (path.parent / "model.qsdc").is_file():
+                shutil.copyfile(path.parent / "model.qsdc", dest.with_suffix(".qsdc"))
             copied.append(dest)
     return copied
 

@@ -76,11 +76,14 @@ def test_cli_collects_and_rebuilds(tmp_path, capsys):
         run = tmp_path / "outputs" / f"seed={seed}"
         run.mkdir(parents=True)
         (run / "summary.json").write_text(json.dumps(_summary(seed, 1.0 + seed)))
+        (run / "model.qsdc").write_bytes(b"QSDC" + bytes([seed]))
     (tmp_path / "exp").mkdir()
     main(["--collect", str(tmp_path / "outputs"), "--results", str(tmp_path / "res"),
           "--experiments", str(tmp_path / "exp")])
     assert (tmp_path / "res" / "runs" / "han2015_pruning" / "lenet300_100_mnist" / "float"
             / "seed=1.json").is_file()
+    assert (tmp_path / "res" / "runs" / "han2015_pruning" / "lenet300_100_mnist" / "float"
+            / "seed=1.qsdc").read_bytes() == b"QSDC\x01"
     rows = list(csv.DictReader(open(tmp_path / "res" / "results.csv")))
     assert [(r["metric"], r["ours"], r["seeds"]) for r in rows] == [("test_err", "1.5", "2")]
     assert "| lenet300_100_mnist | float | test_err |" in (tmp_path / "res" / "README.md"
@@ -99,3 +102,19 @@ def test_collect_ignores_unfinished_runs(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.yaml").write_text("x: 1")
     assert collect([tmp_path], tmp_path / "runs") == []
+
+
+def test_per_layer_tables_average_the_seeds():
+    from quantsurvey.report.build import render_layer_tables
+
+    def enc(size, wbits):
+        layer = {"params": 1000, "kept_pct": 10.0, "weight_bits_pq": 5,
+                 "weight_bits_huffman": wbits, "index_bits_pq": 5, "index_bits_huffman": 3.0,
+                 "stored_bytes": size - 100, "ratio": 4000 / (size - 100)}
+        return {"compression": {"encoded": {"size_bytes": size, "original_bytes": 4400,
+                                            "layers": {"fc1": layer}}}}
+
+    text = render_layer_tables([_summary(0, 1.0, **enc(200, 2.0)),
+                                _summary(1, 1.0, **enc(300, 3.0))])
+    assert "Encoded file 0.2 kB (original 4 kB, 17.6×)" in text
+    assert "| fc1 | 1,000 | 10.0 | 5 | 2.50 | 5 | 3.00 | 150 |" in text
