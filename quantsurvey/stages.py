@@ -13,7 +13,7 @@ from torch import nn
 from quantsurvey.compress.kmeans import SharingConfig
 from quantsurvey.config import EncodeConfig, RunConfig
 from quantsurvey.errors import CheckpointError
-from quantsurvey.nn.export import export_model, load_model
+from quantsurvey.export import export_model, load_model
 from quantsurvey.nn.layers import resolve_per_layer, weight_layers
 from quantsurvey.nn.masking import adjust_dropout, apply_masks, current_masks, prune_by_magnitude
 from quantsurvey.nn.weight_sharing import effective_weight, is_shared

@@ -29,8 +29,8 @@ from hydra import compose, initialize_config_dir
 
 from quantsurvey.compress.kmeans import SharingConfig
 from quantsurvey.config import EncodeConfig
+from quantsurvey.export import export_model, load_model
 from quantsurvey.models import create_model
-from quantsurvey.nn.export import export_model, load_model
 from quantsurvey.nn.layers import resolve_per_layer
 from quantsurvey.nn.masking import prune_by_magnitude
 from quantsurvey.nn.weight_sharing import share_weights

@@ -105,7 +105,9 @@ def load_reported(experiments_dir: Path) -> list[dict[str, Any]]:
 
 
 def _fmt(x: float | None) -> str:
-    return "" if x is None else f"{x:.4g}"
+    if x is None:
+        return ""
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3f}"
 
 
 def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
@@ -154,7 +156,11 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
              "and `experiments/<paper>/reported.yaml`; do not edit by hand. Errors are in %; "
              "`ours` is the mean over `seeds` runs, `± std` the sample standard deviation. "
              "`budget` is `paper` where the paper's schedule was followed, else a label of the "
-             "shortened or substituted schedule (see the experiment config's header).", ""]
+             "shortened or substituted schedule (see the experiment config's header). "
+             "`commit` lists the commits the runs started from; `+dirty` means the working "
+             "tree had uncommitted edits then. Each summary also records its command's "
+             "config, package versions, hardware (torch thread count included) and wall time.",
+             ""]
     by_paper: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in rows:
         by_paper[r["paper"]].append(r)

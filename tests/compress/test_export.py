@@ -7,8 +7,8 @@ import torch
 from quantsurvey.compress.container import pack_container, unpack_container
 from quantsurvey.compress.kmeans import SharingConfig
 from quantsurvey.errors import CheckpointError
+from quantsurvey.export import export_model, load_model
 from quantsurvey.models import create_model
-from quantsurvey.nn.export import export_model, load_model
 from quantsurvey.nn.masking import prune_by_magnitude
 from quantsurvey.nn.weight_sharing import share_weights
 
@@ -77,7 +77,7 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("lengths", [[3, 0, 15, 1, 2], [1, 2], [0] * 7 + [15], [20, 1, 0]])
 def test_code_length_tables_round_trip(lengths):
-    from quantsurvey.nn.export import pack_lengths, unpack_lengths
+    from quantsurvey.export import pack_lengths, unpack_lengths
 
     blob = pack_lengths(np.array(lengths))
     assert unpack_lengths(blob, len(lengths)).tolist() == lengths

@@ -35,22 +35,22 @@ REPORTED = [{"paper": "han2015_pruning", "setting": "lenet300_100_mnist", "metho
 def test_mean_and_sample_std_over_seeds_beside_the_papers_figure():
     rows = build_rows([_summary(0, 1.0), _summary(1, 1.2), _summary(2, 1.4)], REPORTED)
     (row,) = [r for r in rows if r["method"] == "float"]
-    assert row["reported"] == "1.64" and row["ours"] == "1.2" and row["ours_std"] == "0.2"
+    assert row["reported"] == "1.640" and row["ours"] == "1.200" and row["ours_std"] == "0.200"
     assert row["seeds"] == "3" and row["budget"] == "cpu-30ep" and row["commit"] == "a" * 12
     (paper_only,) = [r for r in rows if r["method"] == "pruned"]
-    assert paper_only["reported"] == "12" and paper_only["ours"] == ""
+    assert paper_only["reported"] == "12.000" and paper_only["ours"] == ""
 
 
 def test_budgets_are_never_averaged_together():
     rows = build_rows([_summary(0, 1.0), _summary(0, 3.0, budget="paper")], [])
-    assert sorted(r["ours"] for r in rows) == ["1", "3"]
+    assert sorted(r["ours"] for r in rows) == ["1.000", "3.000"]
 
 
 def test_imagenet_errors_are_top1_and_top5():
     s = _summary(0, 40.0, dataset="imagenet")
     s["metrics"]["test/top5_err"] = 18.0
-    assert {r["metric"]: r["ours"] for r in build_rows([s], [])} == {"top1_err": "40",
-                                                                     "top5_err": "18"}
+    assert {r["metric"]: r["ours"] for r in build_rows([s], [])} == {"top1_err": "40.000",
+                                                                     "top5_err": "18.000"}
 
 
 def test_csv_has_the_agreed_columns():
@@ -85,7 +85,7 @@ def test_cli_collects_and_rebuilds(tmp_path, capsys):
     assert (tmp_path / "res" / "runs" / "han2015_pruning" / "lenet300_100_mnist" / "float"
             / "seed=1.qsdc").read_bytes() == b"QSDC\x01"
     rows = list(csv.DictReader(open(tmp_path / "res" / "results.csv")))
-    assert [(r["metric"], r["ours"], r["seeds"]) for r in rows] == [("test_err", "1.5", "2")]
+    assert [(r["metric"], r["ours"], r["seeds"]) for r in rows] == [("test_err", "1.500", "2")]
     assert "| lenet300_100_mnist | float | test_err |" in (tmp_path / "res" / "README.md"
                                                           ).read_text()
 
