@@ -68,7 +68,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            json.dump(data, f, indent=2, default=str)  # insertion order: layers stay in model order
             f.write("\n")
         os.replace(tmp, path)
     finally:

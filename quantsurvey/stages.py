@@ -16,7 +16,7 @@ from quantsurvey.errors import CheckpointError
 from quantsurvey.export import export_model, load_model
 from quantsurvey.nn.layers import resolve_per_layer, weight_layers
 from quantsurvey.nn.masking import adjust_dropout, apply_masks, current_masks, prune_by_magnitude
-from quantsurvey.nn.weight_sharing import effective_weight, is_shared
+from quantsurvey.nn.weight_sharing import effective_weight, is_shared, share_weights
 
 STAGE_MODEL = "model.pt"
 ENCODED = "model.qsdc"
@@ -71,8 +71,6 @@ def compress_before_training(model: nn.Module, rc: RunConfig) -> dict[str, Any]:
         info["prune_kept_pct"] = {n: 100.0 * m.float().mean().item() for n, m in masks.items()}
         info["dropout"] = adjust_dropout(model)
     if c.share is not None:
-        from quantsurvey.nn.weight_sharing import share_weights
-
         gen = torch.Generator().manual_seed(rc.seed)
         info["share_bits"] = share_weights(model, SharingConfig(**c.share), gen)
     return info

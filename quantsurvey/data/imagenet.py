@@ -1,0 +1,90 @@
+"""ImageNet (ILSVRC-2012) as ImageFolder `<root>/imagenet/{train,val}/<wnid>/*.JPEG`:
+resize 256, random 224 crop + flip for training, centre 224 crop for evaluation. The official
+val set is our test set; validation is carved from train with a seeded generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+
+from quantsurvey.data.sampler import EpochBatchSampler
+from quantsurvey.errors import ConfigError, DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageNetDataModule(pl.LightningDataModule):
+    num_classes = 1000
+
+    def __init__(self, root: str | Path, cache_dir: str | Path, batch_size: int = 256,
+                 eval_batch_size: int = 256, val_size: int = 10000, split_seed: int = 0,
+                 augment: str | None = None, pad: int = 0, download: bool = False,
+                 num_workers: int = 8, shuffle_seed: int = 0, resize: int = 256,
+                 crop: int = 224, num_classes: int = 1000):
+        super().__init__()
+        self.root = Path(root).expanduser() / "imagenet"
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.shuffle_seed = val_size, split_seed, shuffle_seed
+        self.num_workers = num_workers
+        self.num_classes = num_classes
+        self.input_shape = (3, crop, crop)
+        norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.train_tf = transforms.Compose([
+            transforms.Resize(resize), transforms.RandomCrop(crop),
+            transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
+        self.eval_tf = transforms.Compose([
+            transforms.Resize(resize), transforms.CenterCrop(crop), transforms.ToTensor(), norm])
+
+    def _folder(self, split: str, tf) -> datasets.ImageFolder:
+        path = self.root / split
+        if not path.is_dir():
+            raise DataError(
+                f"ImageNet not found: {path} is missing. ImageNet cannot be downloaded "
+                f"automatically: put the ILSVRC-2012 train/ and val/ folders, one sub-folder per "
+                f"class (wnid), under {self.root}, and point data.root (or QUANTSURVEY_DATA) at "
+                f"{self.root.parent}.")
+        try:
+            ds = datasets.ImageFolder(str(path), transform=tf)
+        except (FileNotFoundError, OSError) as err:
+            raise DataError(f"ImageNet {split} under {path} could not be read: {err}") from None
+        if len(ds.classes) != self.num_classes:
+            raise DataError(f"{path} has {len(ds.classes)} class folders; the model expects "
+                            f"{self.num_classes} (set data.params.num_classes to match).")
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        train_aug = self._folder("train", self.train_tf)
+        train_eval = datasets.ImageFolder(str(self.root / "train"), transform=self.eval_tf)
+        n = len(train_aug)
+        if not 0 < self.val_size < n:
+            raise ConfigError(f"data.val_size={self.val_size} must be between 1 and {n - 1}")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        self.val_idx, self.train_idx = perm[: self.val_size], perm[self.val_size :]
+        self.train_set = train_aug
+        self.val_set = Subset(train_eval, self.val_idx.tolist())
+        self.test_set = self._folder("val", self.eval_tf)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochBatchSampler(self.train_idx, self.batch_size, True, self.shuffle_seed)
+        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available(),
+                          persistent_workers=self.num_workers > 0)
+
+    def _eval_loader(self, ds) -> DataLoader:
+        return DataLoader(ds, batch_size=self.eval_batch_size, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
+
+    def split_sizes(self) -> dict[str, int]:
+        return {"train": len(self.train_idx), "val": len(self.val_idx),
+                "test": len(self.test_set)}

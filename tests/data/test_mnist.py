@@ -1,0 +1,90 @@
+"""MNIST from IDX files: tiny files in the real format, the real copy when it is here."""
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from quantsurvey.data.mnist import MNIST_FILES, MNISTDataModule
+from quantsurvey.errors import DataError
+from tests.conftest import need_shared
+
+
+def write_idx(root, n_train=60, n_test=20, seed=0):
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    data = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, n) + labels.tobytes())
+        data[prefix] = (images, labels)
+    return data
+
+
+def _dm(root, tmp_path, **kw):
+    kw.setdefault("val_size", 10)
+    return MNISTDataModule(root, tmp_path / "cache", download=False, **kw)
+
+
+def test_reads_idx_files_exactly(tmp_path):
+    data = write_idx(tmp_path)
+    dm = _dm(tmp_path, tmp_path)
+    dm.setup()
+    images, labels = dm._data["train"]
+    assert torch.equal(images[:, 0], torch.from_numpy(data["train"][0]))
+    assert torch.equal(labels, torch.from_numpy(data["train"][1]).long())
+    assert dm.split_sizes() == {"train": 50, "val": 10, "test": 20}
+
+
+def test_validation_split_is_seeded_and_disjoint(tmp_path):
+    write_idx(tmp_path)
+    a, b, c = (_dm(tmp_path, tmp_path, split_seed=s) for s in (0, 0, 1))
+    for dm in (a, b, c):
+        dm.setup()
+    assert torch.equal(a.val_idx, b.val_idx)
+    assert not torch.equal(a.val_idx, c.val_idx)
+    assert set(a.val_idx.tolist()).isdisjoint(a.train_idx.tolist())
+    assert len(set(a.val_idx.tolist()) | set(a.train_idx.tolist())) == 60
+
+
+def test_batches_are_normalised_and_augmented_only_in_training(tmp_path):
+    write_idx(tmp_path)
+    dm = _dm(tmp_path, tmp_path, augment="shift", batch_size=8)
+    dm.setup()
+    x, y = next(iter(dm.val_dataloader()))
+    assert x.dtype == torch.uint8 and x.shape[1:] == (1, 28, 28)
+    xn, _ = dm.on_after_batch_transfer((x, y), 0)  # no trainer: evaluation path, no augment
+    expected = (x.float() / 255 - 0.1307) / 0.3081
+    assert torch.allclose(xn, expected)
+
+
+def test_missing_files_name_the_path(tmp_path):
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path).setup()
+    assert str(tmp_path / "MNIST" / "raw") in str(info.value)
+    assert MNIST_FILES[0] in str(info.value)
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    write_idx(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DataError, match="could not be read"):
+        _dm(tmp_path, tmp_path).setup()
+
+
+@pytest.mark.data
+def test_real_mnist(tmp_path):
+    root = need_shared("MNIST", "raw")
+    dm = MNISTDataModule(root, tmp_path, download=False)
+    dm.setup()
+    assert dm.split_sizes() == {"train": 55_000, "val": 5_000, "test": 10_000}
+    images, labels = dm._data["train"]
+    assert labels[:5].tolist() == [5, 0, 4, 1, 9]  # the well-known first training labels
+    assert abs(images.float().mean().item() / 255 - 0.1307) < 1e-3

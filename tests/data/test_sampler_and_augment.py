@@ -1,0 +1,59 @@
+import torch
+
+from quantsurvey.data.augment import augment_batch, random_hflip, random_translate
+from quantsurvey.data.sampler import EpochBatchSampler
+
+
+def _epoch(sampler, epoch):
+    sampler.set_epoch(epoch)
+    return torch.cat(list(sampler))
+
+
+def test_order_depends_only_on_seed_and_epoch():
+    idx = torch.arange(100, 200)
+    a, b = EpochBatchSampler(idx, 32, True, seed=3), EpochBatchSampler(idx, 32, True, seed=3)
+    assert torch.equal(_epoch(a, 5), _epoch(b, 5))  # a resumed run sees the same epoch 5
+    assert not torch.equal(_epoch(a, 5), _epoch(a, 6))
+    assert sorted(_epoch(a, 2).tolist()) == idx.tolist()  # a permutation: every sample once
+    assert len(a) == 4 and [len(x) for x in a] == [32, 32, 32, 4]
+
+
+def test_eval_order_is_fixed_and_drop_last_drops():
+    idx = torch.arange(10)
+    assert torch.equal(torch.cat(list(EpochBatchSampler(idx, 4, False, 0))), idx)
+    assert len(list(EpochBatchSampler(idx, 4, True, 0, drop_last=True))) == 2
+
+
+def _slow_translate_matches(src, out, pad):
+    """Is `out` `src` shifted by some (dy, dx) with |d| <= pad, zero-filled?"""
+    padded = torch.nn.functional.pad(src, (pad, pad, pad, pad))
+    h, w = src.shape[-2:]
+    return any(torch.equal(padded[:, dy:dy + h, dx:dx + w], out)
+               for dy in range(2 * pad + 1) for dx in range(2 * pad + 1))
+
+
+def test_translate_is_a_zero_filled_shift_of_each_image():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 9) + 1  # strictly positive so zero fill is visible
+    out = random_translate(x, 2)
+    assert out.shape == x.shape
+    assert all(_slow_translate_matches(x[i], out[i], 2) for i in range(16))
+    assert not torch.equal(out, x)
+    assert torch.equal(random_translate(x, 0), x)
+
+
+def test_flip_mirrors_about_half():
+    torch.manual_seed(0)
+    x = torch.rand(400, 1, 4, 4)
+    out = random_hflip(x)
+    same = (out == x).flatten(1).all(1)
+    mirrored = (out == x.flip(-1)).flatten(1).all(1)
+    assert bool((same | mirrored).all())
+    assert 150 < int(mirrored.sum()) < 250
+
+
+def test_shift_never_mirrors_digits():
+    torch.manual_seed(1)
+    x = torch.rand(32, 1, 6, 6) + 1
+    out = augment_batch(x, "shift", 1)
+    assert all(_slow_translate_matches(x[i], out[i], 1) for i in range(32))
