@@ -36,7 +36,8 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> t
 
 def augment_batch(x: torch.Tensor, kind: str, pad: int,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """'shift': random translation (digits must not be mirrored); 'crop_flip': translation + flip."""
+    """'shift': random translation (digits must not be mirrored); 'crop_flip': translation and
+    horizontal flip."""
     if kind == "none":
         return x
     if kind == "shift":

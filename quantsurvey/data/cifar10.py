@@ -1,5 +1,6 @@
 """CIFAR-10 from torchvision's pickled batches (`<root>/cifar-10-batches-py`) or from an
-ImageFolder copy (`<root>/cifar10/{train,test}/<class>/*.png`), decoded once into a cached tensor."""
+ImageFolder copy (`<root>/cifar10/{train,test}/<class>/*.png`), decoded once into a cached
+tensor."""
 
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ class CIFAR10DataModule(TensorDataModule):
             try:
                 torchvision.datasets.CIFAR10(str(self.root), train=train, download=True)
             except Exception as err:
-                raise DataError(self._missing(f" Download failed: {type(err).__name__}: {err}."))
+                raise DataError(self._missing(f" Download failed: {type(err).__name__}: {err}.")
+                                ) from None
             return read_cifar_batches(batches, train)
         raise DataError(self._missing(""))
 

@@ -1,4 +1,4 @@
-"""Batch sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+"""Batch sampler whose order depends only on (seed, epoch): a resumed run sees the same batches."""
 
 from __future__ import annotations
 
