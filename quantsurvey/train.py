@@ -90,7 +90,7 @@ def _check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Pat
             return FINISHED
         if last.is_file():
             return last
-        log.warning("resume=true but %s has no checkpoint: starting from scratch", run_dir)
+        log.info("resume=true but %s has no checkpoint: starting from scratch", run_dir)
         return None
     if (run_dir / SUMMARY).exists() or last.exists():
         raise RunDirError(
