@@ -120,10 +120,16 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     gradient_clip_val: float | None = None
     progress_bar: str = "rich"
-    deterministic: bool = True
+    # true: deterministic algorithms only (a fixed seed gives the same metrics twice); "warn":
+    # the same, except ops with no deterministic CUDA kernel (adaptive average pooling's
+    # backward, in AlexNet, VGG-16 and SqueezeNet) run anyway with a warning; false: fastest
+    deterministic: Any = True
 
     def __post_init__(self) -> None:
         _positive("trainer.max_epochs", self.max_epochs)
+        if self.deterministic not in (True, False, "warn"):
+            raise ConfigError(f"trainer.deterministic={self.deterministic!r} must be true, false "
+                              f"or warn.")
         _choice("trainer.progress_bar", self.progress_bar, PROGRESS_BARS)
         _choice("trainer.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
         for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):

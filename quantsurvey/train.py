@@ -246,6 +246,7 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         "resumed": ckpt is not None, "report": rc.report, "init_from": rc.init_from,
         "compression": stage_info,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
     }
     write_json_atomic(run_dir / SUMMARY, summary)
     return metrics

@@ -45,10 +45,10 @@ def test_big_imagenet_experiments_smoke_run_all_their_stages(experiment, tmp_pat
     _smoke_all_stages(experiment, tmp_path)
 
 
-def _smoke_all_stages(experiment, tmp_path):
+def _smoke_all_stages(experiment, tmp_path, *extra):
     cfg = compose_cfg([f"experiment={experiment}", "trainer=smoke", "trainer.max_epochs=1",
-                       f"paths.output_dir={tmp_path / 'out'}", *_smoke_overrides(experiment,
-                                                                                  tmp_path)])
+                       f"paths.output_dir={tmp_path / 'out'}",
+                       *_smoke_overrides(experiment, tmp_path), *extra])
     results = run_pipeline(cfg)
     assert list(results) == list(cfg.pipeline)
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("summary.json")]
@@ -62,6 +62,7 @@ def _smoke_all_stages(experiment, tmp_path):
         if "encoded" in s["compression"]:
             assert s["compression"]["encoded"]["identical_outputs"] is True
             assert s["metrics"]["compress/ratio"] > 1
+    return summaries
 
 
 def test_summary_holds_provenance(smoke_cfg, tmp_path):

@@ -12,12 +12,12 @@ import json
 import struct
 from pathlib import Path
 
-from wandb.proto import wandb_internal_pb2 as pb
-
 _BLOCK = 32768
 
 
 def read_records(path: Path) -> list:
+    from wandb.proto import wandb_internal_pb2 as pb  # only where wandb is installed
+
     data = Path(path).read_bytes()
     assert data[:4] == b":W&B", "not a W&B run file"
     pos, chunks, records = 7, [], []

@@ -1,8 +1,10 @@
 """The encoded-model file: one self-describing binary container.
 
-Layout: b"QSDC", a version byte, a little-endian u32 header length, the header (compact JSON:
-what every blob is), the blobs back to back, and a CRC-32 of everything before it. A truncated or
-damaged file fails the length or CRC check with one clear error.
+Layout: b"QSDC", a version byte, a little-endian u32 header length, the header (compact JSON
+naming every blob and its size, zlib-deflated: it counts towards the stored size, Han 2016 §5),
+the blobs back to back in header order, and a CRC-32 of everything before it. A truncated or
+damaged file fails the length or CRC check with one clear error. Version 1 files (plain JSON
+header with blob offsets) still load.
 """
 
 from __future__ import annotations
@@ -16,18 +18,14 @@ from typing import Any
 from quantsurvey.errors import CheckpointError
 
 MAGIC = b"QSDC"
-VERSION = 1
+VERSION = 2
 
 
 def pack_container(header: dict[str, Any], blobs: dict[str, bytes]) -> bytes:
     """Serialise `header` plus named `blobs`; the header records each blob's offset and size."""
-    offsets, payload, pos = {}, [], 0
-    for name, blob in blobs.items():
-        offsets[name] = [pos, len(blob)]
-        payload.append(blob)
-        pos += len(blob)
-    head = json.dumps({**header, "blobs": offsets}, separators=(",", ":")).encode()
-    body = MAGIC + bytes([VERSION]) + struct.pack("<I", len(head)) + head + b"".join(payload)
+    sizes = [[name, len(blob)] for name, blob in blobs.items()]
+    head = zlib.compress(json.dumps({**header, "blobs": sizes}, separators=(",", ":")).encode(), 9)
+    body = MAGIC + bytes([VERSION]) + struct.pack("<I", len(head)) + head + b"".join(blobs.values())
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -39,16 +37,21 @@ def unpack_container(data: bytes, source: str = "encoded file"
 
     if len(data) < 13 or data[:4] != MAGIC:
         raise fail("it does not start with the QSDC signature")
-    if data[4] != VERSION:
-        raise fail(f"format version {data[4]}, this code reads version {VERSION}")
+    if data[4] not in (1, VERSION):
+        raise fail(f"format version {data[4]}, this code reads versions 1 and {VERSION}")
     (crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != crc:
         raise fail("its checksum does not match (truncated or corrupted)")
     (head_len,) = struct.unpack("<I", data[5:9])
-    header = json.loads(data[9 : 9 + head_len])
-    start = 9 + head_len
-    blobs = {name: data[start + off : start + off + size]
-             for name, (off, size) in header.pop("blobs").items()}
+    head, start = data[9 : 9 + head_len], 9 + head_len
+    if data[4] == 1:
+        header = json.loads(head)
+        return header, {name: data[start + off : start + off + size]
+                        for name, (off, size) in header.pop("blobs").items()}
+    header = json.loads(zlib.decompress(head))
+    blobs = {}
+    for name, size in header.pop("blobs"):
+        blobs[name], start = data[start : start + size], start + size
     return header, blobs
 
 

@@ -1,5 +1,7 @@
 """The encoded file: export → load gives identical outputs; damage gives one clear error."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,23 @@ def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage):
 def test_container_round_trip():
     header, blobs = unpack_container(pack_container({"a": [1, 2]}, {"x": b"\x00\x01", "y": b""}))
     assert header == {"a": [1, 2]} and blobs == {"x": b"\x00\x01", "y": b""}
+
+
+def test_version_1_files_still_load():
+    """Version 1 (plain JSON header with blob offsets) wrote the encoded files of earlier runs."""
+    import struct
+    import zlib
+
+    head = json.dumps({"a": 1, "blobs": {"x": [0, 2], "y": [2, 1]}}).encode()
+    body = b"QSDC\x01" + struct.pack("<I", len(head)) + head + b"\x05\x06\x07"
+    header, blobs = unpack_container(body + struct.pack("<I", zlib.crc32(body)))
+    assert header == {"a": 1} and blobs == {"x": b"\x05\x06", "y": b"\x07"}
+
+
+def test_container_header_is_deflated():
+    header = {"layers": {f"fc{i}": {"shape": [300, 784], "bits": 6} for i in range(20)}}
+    plain = len(json.dumps(header, separators=(",", ":")))
+    assert len(pack_container(header, {})) < plain / 2
 
 
 def test_missing_file(tmp_path):
