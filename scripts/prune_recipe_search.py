@@ -11,7 +11,8 @@ error (`--table`), never by test error; then write it into conf/experiment/.
   python scripts/prune_recipe_search.py table --out outputs_search
 
 Recipes live in scripts/prune_recipes.yaml: {name: {setting, cycles: [{quality, epochs, lr,
-weight_decay}], quantize: {overrides}}}.
+weight_decay}], quantize: {overrides}}}. `--reuse-from <recipe>` copies that recipe's finished
+prune stages first (reused only where the recipes agree), to compare quantize settings cheaply.
 """
 
 from __future__ import annotations
@@ -71,11 +72,21 @@ def copy_float(src_root: Path, out: Path, setting: str, seed: int) -> None:
         shutil.copy2((src / "checkpoints" / "last.ckpt").resolve(), dst / "checkpoints/last.ckpt")
 
 
+def copy_stages(src: Path, out: Path, setting: str, seed: int) -> None:
+    """Start from another recipe's finished prune stages (reused only if the recipe matches)."""
+    for stage in sorted((src / "han2015_pruning" / setting).glob(f"*/seed={seed}")):
+        dst = out / stage.relative_to(src)
+        if (stage / "summary.json").is_file() and not dst.exists():
+            shutil.copytree(stage, dst, symlinks=True)
+
+
 def run(args: argparse.Namespace) -> None:
     from quantsurvey.pipeline import run_pipeline
 
     recipe = yaml.safe_load(RECIPES.read_text())[args.recipe]
     out = Path(args.out).resolve() / args.recipe
+    if args.reuse_from:
+        copy_stages(Path(args.out).resolve() / args.reuse_from, out, recipe["setting"], args.seed)
     copy_float(Path(args.float_from), out, recipe["setting"], args.seed)
     cfg = build_config(recipe["setting"], recipe, args.seed, out, args.override)
     run_pipeline(cfg)
@@ -107,6 +118,7 @@ def main() -> None:
     p.add_argument("--out", default="outputs_search")
     p.add_argument("--float-from", default="outputs")
     p.add_argument("--override", action="append", default=[])
+    p.add_argument("--reuse-from", help="a recipe whose finished prune stages to start from")
     t = sub.add_parser("table")
     t.add_argument("--out", default="outputs_search")
     args = parser.parse_args()
