@@ -72,11 +72,19 @@ def copy_float(src_root: Path, out: Path, setting: str, seed: int) -> None:
         shutil.copy2((src / "checkpoints" / "last.ckpt").resolve(), dst / "checkpoints/last.ckpt")
 
 
-def copy_stages(src: Path, out: Path, setting: str, seed: int) -> None:
-    """Start from another recipe's finished prune stages (reused only if the recipe matches)."""
-    for stage in sorted((src / "han2015_pruning" / setting).glob(f"*/seed={seed}")):
+def copy_stages(src: Path, out: Path, recipe: dict, seed: int) -> None:
+    """Start from another recipe's finished prune cycles, as far as the two recipes agree."""
+    for i, cycle in enumerate(recipe["cycles"], 1):
+        stage = src / "han2015_pruning" / recipe["setting"] / f"prune{i}" / f"seed={seed}"
+        if not (stage / "summary.json").is_file():
+            return
+        c = json.loads((stage / "summary.json").read_text())["config"]
+        if (c["compress"]["prune"]["quality"] != cycle["quality"]
+                or c["trainer"]["max_epochs"] != cycle["epochs"] or c["optim"]["lr"] != cycle["lr"]
+                or c["optim"]["weight_decay"] != cycle.get("weight_decay", 5e-4)):
+            return
         dst = out / stage.relative_to(src)
-        if (stage / "summary.json").is_file() and not dst.exists():
+        if not dst.exists():
             shutil.copytree(stage, dst, symlinks=True)
 
 
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> None:
     recipe = yaml.safe_load(RECIPES.read_text())[args.recipe]
     out = Path(args.out).resolve() / args.recipe
     if args.reuse_from:
-        copy_stages(Path(args.out).resolve() / args.reuse_from, out, recipe["setting"], args.seed)
+        copy_stages(Path(args.out).resolve() / args.reuse_from, out, recipe, args.seed)
     copy_float(Path(args.float_from), out, recipe["setting"], args.seed)
     cfg = build_config(recipe["setting"], recipe, args.seed, out, args.override)
     run_pipeline(cfg)
