@@ -4,10 +4,9 @@ The paper gives neither its per-layer quality values nor its retraining length, 
 chosen here: each candidate recipe (a list of prune cycles plus the quantize stage of the
 Deep Compression config) runs as an ordinary pipeline in `<out>/<recipe>/`, starting from the
 finished float stage of `--float-from` (copied, not retrained). Pick a recipe by validation
-error (`--table`), never by test error; then write it into conf/experiment/.
+error (the `table` command), never by test error; then write it into conf/experiment/.
 
-  python scripts/prune_recipe_search.py run --setting lenet300_100_mnist --recipe l300_c4 \
-      --seed 0 --out outputs_search
+  python scripts/prune_recipe_search.py run --recipe l300_q4_lr01 --seed 0 --out outputs_search
   python scripts/prune_recipe_search.py table --out outputs_search
 
 Recipes live in scripts/prune_recipes.yaml: {name: {setting, cycles: [{quality, epochs, lr,
@@ -40,9 +39,8 @@ def build_config(setting: str, recipe: dict, seed: int, out: Path, overrides: li
     base = OmegaConf.to_container(cfg.pipeline, resolve=False)
     pipeline = {"float": base["float"]}
     previous = "float"
-    last_prune = [k for k in base if k.startswith("prune")][-1]
     for i, cycle in enumerate(recipe["cycles"], 1):
-        stage = dict(base[last_prune])
+        stage = dict(base["prune1"])  # Han 2015's stage: the recipe replaces all prune stages
         stage.update(report=False, init_from=previous, budget=f"search-{i}",
                      compress={"prune": {"quality": cycle["quality"]}},
                      optim={"lr": cycle["lr"], "weight_decay": cycle.get("weight_decay", 5e-4)},
