@@ -142,6 +142,7 @@ class LoggerConfig:
     project: str = "quantsurvey"
     entity: str | None = None
     offline: bool = True  # W&B: offline unless the user turns it online
+    group: str | None = None  # W&B group; None: the paper key (a pipeline: its experiment's)
 
     def __post_init__(self) -> None:
         _choice("logger.name", self.name, LOGGERS)

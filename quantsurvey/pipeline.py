@@ -27,10 +27,13 @@ def stage_configs(cfg: DictConfig) -> list[tuple[str, DictConfig, RunConfig]]:
     """Every stage's full config, validated before any stage runs."""
     base = OmegaConf.to_container(cfg, resolve=False)
     stages: dict[str, Any] = base.pop("pipeline") or {}
+    # one W&B group per experiment, also for the stages it borrows from another paper
+    group = (base.get("logger") or {}).get("group") or base.get("paper")
     out = []
     for name, overrides in stages.items():
         merged = OmegaConf.merge(base, overrides or {}, {"name": name, "stage": name,
-                                                         "resume": True, "pipeline": {}})
+                                                         "resume": True, "pipeline": {},
+                                                         "logger": {"group": group}})
         try:
             rc = validate_config(merged)
         except ConfigError as err:

@@ -132,7 +132,7 @@ def _build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> li
             run_id = secrets.token_hex(4)  # W&B ids: lowercase letters and digits
             id_file.write_text(run_id + "\n")
         loggers.append(WandbLogger(
-            project=rc.logger.project, entity=rc.logger.entity, group=rc.paper,
+            project=rc.logger.project, entity=rc.logger.entity, group=rc.logger.group or rc.paper,
             job_type=rc.stage, tags=list(rc.tags) or None, id=run_id, resume="allow",
             name=f"{rc.setting}/{rc.name}/seed={rc.seed}", save_dir=str(run_dir),
             offline=rc.logger.offline, config=flatten(resolved)))

@@ -27,6 +27,25 @@ def test_stages_chain_in_order_across_papers(tmp_path):
     assert all(rc.resume for _, _, rc in stages)
 
 
+def test_every_stage_logs_to_its_experiments_wandb_group(tmp_path, monkeypatch):
+    """Deep Compression borrows Han 2015's stages; all of them land in one W&B group."""
+    from tests.wandb_records import read_records, run_info
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = compose_cfg(["experiment=han2016_deep_compression/lenet5_mnist", "data=synthetic",
+                       "trainer=smoke", "trainer.max_epochs=1", "logger=wandb",
+                       f"paths.output_dir={tmp_path}"])
+    stages = stage_configs(cfg)
+    assert {rc.paper for _, _, rc in stages} == {"han2015_pruning", "han2016_deep_compression"}
+    run_pipeline(cfg)
+    seen = {}
+    for run_file in tmp_path.rglob("run-*.wandb"):
+        info = run_info(read_records(run_file))
+        seen[info["job_type"]] = info["group"]
+    assert seen == {name: "han2016_deep_compression" for name, _, _ in stages}
+
+
 def test_a_typo_in_a_late_stage_fails_before_anything_runs(tmp_path):
     cfg = _cfg(tmp_path, "+pipeline.quantize.compress.share.bitz=4")
     with pytest.raises(ConfigError, match="pipeline stage 'quantize'.*bitz"):
