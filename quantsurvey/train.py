@@ -26,7 +26,7 @@ from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.data import create_datamodule
 from quantsurvey.errors import CheckpointError, QuantsurveyError, RunDirError
 from quantsurvey.lit import csv_resume
-from quantsurvey.lit.callbacks import BatchSeed
+from quantsurvey.lit.callbacks import BatchSeed, WallClock
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.models import create_model
 from quantsurvey.nn.masking import sparsity_stats
@@ -185,7 +185,9 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         csv_resume.set_aside(run_dir / "csv")
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
-    callbacks: list[pl.Callback] = [BatchSeed(rc.seed), *_progress_bar(rc.trainer.progress_bar)]
+    clock = WallClock(start)
+    callbacks: list[pl.Callback] = [BatchSeed(rc.seed), clock,
+                                    *_progress_bar(rc.trainer.progress_bar)]
     if rc.callbacks.checkpoint:
         from pytorch_lightning.callbacks import ModelCheckpoint
 
@@ -242,8 +244,9 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         "data": {"root": str(Path(rc.data.root).resolve()), **dm.split_sizes()},
         "params": sum(p.numel() for p in model.parameters()),
         "config": resolved, "git": git, "versions": package_versions(),
-        "hardware": hardware(), "wall_time_s": round(time.time() - start, 2),
-        "resumed": ckpt is not None, "report": rc.report, "init_from": rc.init_from,
+        "hardware": hardware(), "wall_time_s": round(clock.elapsed(), 2),
+        "wall_time_before_resume_s": round(clock.before_resume, 2), "resumed": ckpt is not None,
+        "report": rc.report, "init_from": rc.init_from,
         "compression": stage_info,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -138,6 +138,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = json.loads((tmp_path / "resumed" / "summary.json").read_text())
     assert resumed["resumed"] and resumed["epochs"] == 3
+    # the wall time counts the killed part too (up to its last checkpoint)
+    assert 0 < resumed["wall_time_before_resume_s"] < resumed["wall_time_s"]
     for key in ("test/err", "test/loss", "val/loss", "train/loss_epoch"):
         assert resumed["metrics"][key] == full[key], key
     # one metrics.csv that reads like the uninterrupted run's
