@@ -18,7 +18,7 @@ from quantsurvey.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamax")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear")
-LOSSES = ("cross_entropy",)
+MODES = ("train", "evaluate")
 LOGGERS = ("csv", "wandb")
 PROGRESS_BARS = ("rich", "tqdm", "none")
 
@@ -152,6 +152,18 @@ class LoggerConfig:
 class CallbacksConfig:
     checkpoint: bool = True  # a checkpoint at every epoch end (last.ckpt), for resume
     lr_monitor: bool = True
+    # clamp the latent weights of every transformed (quantized, masked, shared) layer to
+    # [-clip_weights, clip_weights] after each optimiser step (BNN); null: no clipping
+    clip_weights: float | None = None
+    # log the methods' state (e.g. ADMM residuals) every n training steps; 0: never
+    method_state_every_n_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.clip_weights is not None:
+            _positive("callbacks.clip_weights", self.clip_weights)
+        if self.method_state_every_n_steps < 0:
+            raise ConfigError(f"callbacks.method_state_every_n_steps="
+                              f"{self.method_state_every_n_steps} must be >= 0.")
 
 
 @dataclass
@@ -160,49 +172,6 @@ class PathsConfig:
     output_dir: str = "./outputs"
     cache_dir: str = "./data/cache"
     results_dir: str = "./results"
-
-
-@dataclass
-class CompressConfig:
-    """What a stage does to the model it starts from (none of it: plain training)."""
-
-    prune: dict[str, Any] | None = None  # {quality: {<layer>|conv|fc: q}}: one Han 2015 prune step
-    share: dict[str, Any] | None = None  # {bits: {...}, init, iterations}: Deep Compression §3
-    encode: dict[str, Any] | None = None  # {index_bits: {...}}: export the encoded file (§2, §4)
-
-    def __post_init__(self) -> None:
-        from quantsurvey.compress.kmeans import SharingConfig
-        from quantsurvey.compress.pruning import PruningConfig
-
-        for key, cls in (("prune", PruningConfig), ("share", SharingConfig)):
-            section = getattr(self, key)
-            if section is not None:
-                _build(f"compress.{key}", cls, section)
-        if self.encode is not None:
-            if self.share is None:
-                raise ConfigError("compress.encode needs compress.share: only weight-shared "
-                                  "layers are encoded.")
-            _build("compress.encode", EncodeConfig, self.encode)
-
-
-@dataclass(frozen=True)
-class EncodeConfig:
-    index_bits: dict[str, int] = field(default_factory=dict)  # relative-index bits per layer
-
-    def __post_init__(self) -> None:
-        for name, b in self.index_bits.items():
-            if not (isinstance(b, int) and 1 <= b <= 16):
-                raise ConfigError(f"compress.encode.index_bits.{name}={b!r} must be an integer "
-                                  f"in [1, 16].")
-
-
-def _build(key: str, cls: type, section: dict[str, Any]) -> Any:
-    allowed = list(cls.__dataclass_fields__)
-    unknown = [k for k in section if k not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown config key '{key}.{unknown[0]}'; allowed keys under "
-                          f"{key!r}: {', '.join(allowed)}.")
-    return cls(**section)
 
 
 @dataclass
@@ -218,8 +187,11 @@ class RunConfig:
     loss: str = "cross_entropy"
     tags: list[str] = field(default_factory=list)
     report: bool = True  # whether this run's summary is a row of the results tables
-    init_from: str | None = None  # a finished run's directory (its model.pt), or a stage name
-    compress: CompressConfig = field(default_factory=CompressConfig)
+    mode: str = "train"  # train; evaluate: load init_from, apply the methods, test (no training)
+    # a finished run's directory (its model.pt), a model.pt or .qsdc file, or a stage name
+    init_from: str | None = None
+    # registered method name → its settings (null: not used), applied in this order
+    compress: dict[str, Any] = field(default_factory=dict)
     pipeline: dict[str, Any] = field(default_factory=dict)  # stage name → config overrides
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -231,7 +203,15 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:
-        _choice("loss", self.loss, LOSSES)
+        from quantsurvey.losses import list_losses
+        from quantsurvey.methods import build_methods
+
+        _choice("loss", self.loss, list_losses())
+        _choice("mode", self.mode, MODES)
+        if self.mode == "evaluate" and not self.init_from:
+            raise ConfigError("mode=evaluate needs init_from: a finished run's directory, a "
+                              "stage's model.pt or an encoded .qsdc file.")
+        build_methods(self.compress)
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be >= 0.")
 

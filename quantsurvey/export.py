@@ -1,10 +1,11 @@
 """Export a weight-shared model to the encoded file and load it back (Deep Compression §2–4).
 
-Each shared layer is stored as: codebook (float32, 2^b − 1 centroids; symbol 0 is the exact
-zero), the non-zero positions as relative-index gap codes with filler zeros, and both symbol
-streams Huffman-coded with their code lengths (4 bits per symbol when all are ≤ 15). Everything
-else in the state dict (biases, unshared layers, batch-norm statistics) is stored as is. The
-loader rebuilds a plain model whose weights equal the shared ones bit for bit.
+Each shared layer is stored as: its codebook (float32, the centroids that some weight uses,
+at most 2^b − 1; symbol 0 is the exact zero; a layer written before `codebook_size` existed
+stores all 2^b − 1), the non-zero positions as relative-index gap codes with filler zeros, and
+both symbol streams Huffman-coded with their code lengths (4 bits per symbol when all are
+≤ 15). Everything else in the state dict (biases, unshared layers, batch-norm statistics) is
+stored as is. The loader rebuilds a plain model whose weights equal the shared ones bit for bit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from quantsurvey.compress.sparse_index import decode_relative_indices, encode_re
 from quantsurvey.errors import CheckpointError
 from quantsurvey.models import create_model
 from quantsurvey.nn.layers import weight_layers
-from quantsurvey.nn.weight_sharing import is_shared
+from quantsurvey.nn.quant import find_transform, plain_state_dict
+from quantsurvey.nn.weight_sharing import SharedCodebook
+
+
+def shared_layers(model: nn.Module) -> dict[str, SharedCodebook]:
+    """{layer name: its shared codebook} for the weight-shared layers, in definition order."""
+    return {n: t for n, layer in weight_layers(model).items()
+            if (t := find_transform(layer, SharedCodebook)) is not None}
 
 
 def _huffman(symbols: np.ndarray, alphabet: int) -> tuple[np.ndarray, bytes, int]:
@@ -50,22 +58,29 @@ def unpack_lengths(blob: bytes, alphabet: int) -> np.ndarray:
 
 def encode_layer(assignment: torch.Tensor, centroids: torch.Tensor, bits: int, index_bits: int
                  ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Only the centroids that some weight uses are stored, renumbered 1 … n in their order;
+    k-means can leave clusters empty, and a codebook entry nobody reads costs 4 bytes."""
     flat = assignment.flatten().cpu().numpy()
     positions = np.flatnonzero(flat)
-    gaps, symbols = encode_relative_indices(positions, flat[positions], index_bits)
-    w_len, w_stream, w_bits = _huffman(symbols.astype(np.int64), 1 << bits)
+    used = np.unique(flat[positions])
+    renumber = np.zeros(1 << bits, dtype=np.int64)
+    renumber[used] = np.arange(1, len(used) + 1)
+    gaps, symbols = encode_relative_indices(positions, renumber[flat[positions]], index_bits)
+    w_len, w_stream, w_bits = _huffman(symbols.astype(np.int64), len(used) + 1)
     i_len, i_stream, i_bits = _huffman(gaps.astype(np.int64), 1 << index_bits)
     meta = {"shape": list(assignment.shape), "bits": bits, "index_bits": index_bits,
-            "entries": len(symbols), "nonzero": len(positions), "weight_bits": w_bits,
-            "index_bits_total": i_bits}
-    blobs = {"codebook": centroids.detach().cpu().float().numpy().tobytes(),
+            "codebook_size": len(used), "entries": len(symbols), "nonzero": len(positions),
+            "weight_bits": w_bits, "index_bits_total": i_bits}
+    codebook = centroids.detach().cpu().float().numpy()[used - 1]
+    blobs = {"codebook": codebook.tobytes(),
              "w_lengths": pack_lengths(w_len), "w_stream": w_stream,
              "i_lengths": pack_lengths(i_len), "i_stream": i_stream}
     return meta, blobs
 
 
 def decode_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch.Tensor:
-    w_len = unpack_lengths(blobs["w_lengths"], 1 << meta["bits"])
+    alphabet = meta.get("codebook_size", (1 << meta["bits"]) - 1) + 1
+    w_len = unpack_lengths(blobs["w_lengths"], alphabet)
     i_len = unpack_lengths(blobs["i_lengths"], 1 << meta["index_bits"])
     symbols = huffman_decode(blobs["w_stream"], meta["weight_bits"], w_len, meta["entries"])
     gaps = huffman_decode(blobs["i_stream"], meta["index_bits_total"], i_len, meta["entries"])
@@ -81,18 +96,13 @@ def export_model(model: nn.Module, path: Path, model_info: dict[str, Any],
     """Write the encoded file; returns its size and the per-layer accounting (Han 2016 Table 2)."""
     header: dict[str, Any] = {"model": model_info, "layers": {}, "dense": {}}
     blobs: dict[str, bytes] = {}
-    layers = weight_layers(model)
-    shared = {name: m for name, m in layers.items() if is_shared(m)}
-    covered = set()
-    for name, module in shared.items():
-        meta, layer_blobs = encode_layer(module.weight_assignment, module.weight_centroids,
-                                         module.weight_bits, index_bits[name])
+    shared = shared_layers(model)
+    for name, codebook in shared.items():
+        meta, layer_blobs = encode_layer(codebook.assignment, codebook.centroids, codebook.bits,
+                                         index_bits[name])
         header["layers"][name] = meta
         blobs.update({f"{name}/{k}": v for k, v in layer_blobs.items()})
-        covered |= {f"{name}.weight_centroids", f"{name}.weight_assignment"}
-    for key, tensor in model.state_dict().items():
-        if key in covered:
-            continue
+    for key, tensor in plain_state_dict(model, skip=set(shared)).items():
         t = tensor.detach().cpu()
         header["dense"][key] = {"dtype": str(t.dtype).removeprefix("torch."),
                                 "shape": list(t.shape)}
@@ -108,6 +118,7 @@ def export_model(model: nn.Module, path: Path, model_info: dict[str, Any],
             "weight_bits_pq": meta["bits"], "weight_bits_huffman": meta["weight_bits"]
             / max(meta["entries"], 1), "index_bits_pq": meta["index_bits"],
             "index_bits_huffman": meta["index_bits_total"] / max(meta["entries"], 1),
+            "codebook_used": meta["codebook_size"],
             "fillers": meta["entries"] - meta["nonzero"], "stored_bytes": stored,
             "ratio": 4 * n / max(stored, 1)}
     return {"size_bytes": size, "layers": table}

@@ -17,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.errors import ConfigError
+from quantsurvey.evaluate import evaluate
+from quantsurvey.train import train
 
 
 def stage_dir(rc: RunConfig) -> Path:
@@ -52,13 +54,12 @@ def stage_configs(cfg: DictConfig) -> list[tuple[str, DictConfig, RunConfig]]:
 
 def run_pipeline(cfg: DictConfig, train_fn=None) -> dict[str, dict[str, float]]:
     """Run every stage in order; returns {stage: final metrics}."""
-    if train_fn is None:
-        from quantsurvey.train import train as train_fn
     dirs: dict[str, Path] = {}
     results = {}
     for name, merged, rc in stage_configs(cfg):
         if rc.init_from in dirs:
             merged = OmegaConf.merge(merged, {"init_from": str(dirs[rc.init_from])})
         dirs[name] = stage_dir(rc)
-        results[name] = train_fn(merged, dirs[name])
+        run_stage = train_fn or (evaluate if rc.mode == "evaluate" else train)
+        results[name] = run_stage(merged, dirs[name])
     return results

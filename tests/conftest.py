@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from quantsurvey.train import CONF_DIR
+from quantsurvey.cli import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("QUANTSURVEY_DATA", REPO.parent / "shared" / "data")).resolve()

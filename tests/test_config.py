@@ -57,7 +57,7 @@ def test_allowed_values_are_listed():
 
 def test_cli_bad_value_exits_nonzero_with_one_message_and_writes_nothing(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "quantsurvey.train", "optim.lr=0",
+        [sys.executable, "-m", "quantsurvey.cli", "optim.lr=0",
          f"paths.output_dir={tmp_path}", "data.download=false"],
         capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
@@ -68,7 +68,7 @@ def test_cli_bad_value_exits_nonzero_with_one_message_and_writes_nothing(tmp_pat
 
 
 def test_cli_typo_in_key_exits_nonzero(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "quantsurvey.train", "optim.lrr=0.1",
+    out = subprocess.run([sys.executable, "-m", "quantsurvey.cli", "optim.lrr=0.1",
                           f"paths.output_dir={tmp_path}"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quantsurvey.errors import ConfigError
-
 INITS = ("linear", "density", "random")
 
 
@@ -28,16 +26,16 @@ class SharingConfig:
 
     def __post_init__(self) -> None:
         if not self.bits:
-            raise ConfigError("compress.share.bits must name at least one layer.")
+            raise ValueError("bits must name at least one layer.")
         for name, b in self.bits.items():
             if not (isinstance(b, int) and 1 <= b <= 16):
-                raise ConfigError(f"compress.share.bits.{name}={b!r} must be an integer in "
+                raise ValueError(f"bits.{name}={b!r} must be an integer in "
                                   f"[1, 16].")
         if self.init not in INITS:
-            raise ConfigError(f"compress.share.init={self.init!r} is not allowed; choose one "
+            raise ValueError(f"init={self.init!r} is not allowed; choose one "
                               f"of: {', '.join(INITS)}.")
         if self.iterations < 1:
-            raise ConfigError(f"compress.share.iterations={self.iterations} must be >= 1.")
+            raise ValueError(f"iterations={self.iterations} must be >= 1.")
 
 
 def init_centroids(values: torch.Tensor, k: int, init: str,

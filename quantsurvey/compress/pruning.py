@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from quantsurvey.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class PruningConfig:
@@ -27,14 +25,14 @@ class PruningConfig:
 
     def __post_init__(self) -> None:
         if bool(self.quality) == bool(self.kept):
-            raise ConfigError("compress.prune needs exactly one of quality (layer → q) or kept "
+            raise ValueError("needs exactly one of quality (layer → q) or kept "
                               "(layer → fraction of weights to keep).")
         for name, q in self.quality.items():
             if not (isinstance(q, int | float) and math.isfinite(q) and q >= 0):
-                raise ConfigError(f"compress.prune.quality.{name}={q!r} must be a number >= 0.")
+                raise ValueError(f"quality.{name}={q!r} must be a number >= 0.")
         for name, f in self.kept.items():
             if not (isinstance(f, int | float) and 0 < f <= 1):
-                raise ConfigError(f"compress.prune.kept.{name}={f!r} must be in (0, 1]: the "
+                raise ValueError(f"kept.{name}={f!r} must be in (0, 1]: the "
                                   f"fraction of weights to keep (sparsity 1 − kept in [0, 1)).")
 
 

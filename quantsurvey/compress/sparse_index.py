@@ -7,6 +7,8 @@ positions and holds the reserved symbol 0 (the exact zero), which the decoder dr
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 
@@ -39,3 +41,16 @@ def decode_relative_indices(gap_codes: np.ndarray, symbols: np.ndarray
     positions = np.cumsum(np.asarray(gap_codes, dtype=np.int64) + 1) - 1
     real = np.asarray(symbols) != 0
     return positions[real], np.asarray(symbols)[real]
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Relative-index bits per layer (Deep Compression §2: 8 bits for conv, 5 for fc; Tables 3–5
+    print 5 bits for LeNet-5 and VGG-16, 4 for AlexNet)."""
+
+    index_bits: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, b in self.index_bits.items():
+            if not (isinstance(b, int) and 1 <= b <= 16):
+                raise ValueError(f"index_bits.{name}={b!r} must be an integer in [1, 16].")

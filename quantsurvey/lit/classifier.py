@@ -1,30 +1,38 @@
 """The one classification LightningModule that every paper's runs share, so that all log the
 same metric names: `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/err`, `test/loss`,
-`test/acc`, `test/err`, `test/top5_err`. Accuracies and errors are in percent."""
+`test/acc`, `test/err`, `test/top5_err`. Accuracies and errors are in percent.
+
+A compression method enters through the `methods` it is given: their regularisers are added to
+the loss (logged as `train/reg_loss`; `train/loss` stays the task loss), their parameter groups
+(and the model's own `param_groups()`, if it has one) set per-group learning-rate scales."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from quantsurvey.config import OptimConfig, SchedConfig
 from quantsurvey.errors import CheckpointError
-from quantsurvey.lit.optim import build_optimizer, build_scheduler
-
-LOSSES = {"cross_entropy": F.cross_entropy}
+from quantsurvey.lit.optim import build_optimizer, build_scheduler, param_groups
+from quantsurvey.losses import get_loss
+from quantsurvey.methods import Method
 
 
 class ClassifierModule(pl.LightningModule):
     def __init__(self, model: nn.Module, model_name: str, num_classes: int, optim: OptimConfig,
-                 sched: SchedConfig, max_epochs: int, loss: str = "cross_entropy"):
+                 sched: SchedConfig, max_epochs: int, loss: str = "cross_entropy",
+                 methods: Sequence[Method] = ()):
         super().__init__()
         self.model = model
         self.model_name = model_name
         self.optim_cfg, self.sched_cfg, self.max_epochs = optim, sched, max_epochs
-        self.loss_fn = LOSSES[loss]
+        self.loss_fn = get_loss(loss)
+        self.methods = list(methods)
+        self._regularizers = [m for m in self.methods if m.overrides("regularizer")]
         self.top_k = min(5, num_classes)
         self.acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro")
                                   for s in ("train", "val", "test")})
@@ -42,6 +50,12 @@ class ClassifierModule(pl.LightningModule):
             self.test_topk.update(logits, y)
         self.log(f"{split}/loss", loss, on_step=split == "train", on_epoch=True,
                  prog_bar=split != "test", batch_size=len(y))
+        if split == "train" and self._regularizers:
+            terms = [r for m in self._regularizers if (r := m.regularizer(self.model)) is not None]
+            if terms:
+                reg = torch.stack(terms).sum()
+                self.log("train/reg_loss", reg, on_step=True, on_epoch=True, batch_size=len(y))
+                loss = loss + reg
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -73,7 +87,7 @@ class ClassifierModule(pl.LightningModule):
         self.log(f"test/top{self.top_k}_err", 100.0 - top)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.optim_cfg)
+        optimizer = build_optimizer(param_groups(self.model, self.methods), self.optim_cfg)
         scheduler = build_scheduler(optimizer, self.sched_cfg, self.optim_cfg.lr, self.max_epochs)
         if scheduler is None:
             return optimizer

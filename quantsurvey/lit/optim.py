@@ -1,17 +1,52 @@
-"""Optimisers and per-epoch learning-rate schedules from config (no Lightning needed here)."""
+"""Optimisers, parameter groups and per-epoch learning-rate schedules from config (no Lightning
+needed here)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
 import torch
+from torch import nn
 from torch.optim import lr_scheduler
 
 from quantsurvey.config import OptimConfig, SchedConfig
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig
+def param_groups(model: nn.Module, methods: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The trainable parameters in groups, each with an `lr_scale` (default 1).
+
+    Groups come from the methods' `param_groups(model)` and the model's own `param_groups()`
+    (e.g. BNN's per-layer scaling); a parameter claimed twice fails; every other trainable
+    parameter forms the last group at scale 1. Frozen parameters (latent weights a shared
+    codebook no longer reads) are left out.
+    """
+    groups: list[dict[str, Any]] = []
+    sources = [m.param_groups(model) for m in methods]
+    if hasattr(model, "param_groups"):
+        sources.append(model.param_groups())
+    claimed: set[int] = set()
+    for source in sources:
+        for group in source or []:
+            params = [p for p in group["params"] if p.requires_grad]
+            if claimed & {id(p) for p in params}:
+                raise ValueError("a parameter is in two parameter groups")
+            claimed |= {id(p) for p in params}
+            groups.append({**group, "params": params, "lr_scale": group.get("lr_scale", 1.0)})
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in claimed]
+    if rest:
+        groups.append({"params": rest, "lr_scale": 1.0})
+    return groups
+
+
+def build_optimizer(groups: Sequence[dict[str, Any]] | Sequence[torch.Tensor], cfg: OptimConfig
                     ) -> torch.optim.Optimizer:
+    """`groups` as from `param_groups` (or a plain list of parameters): each group's lr is
+    cfg.lr × its lr_scale."""
+    groups = list(groups)
+    if groups and not isinstance(groups[0], dict):
+        groups = [{"params": groups}]
+    params = [{**g, "lr": cfg.lr * g.get("lr_scale", 1.0)} for g in groups]
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                weight_decay=cfg.weight_decay)

@@ -1,27 +1,54 @@
-"""Pruning masks on a model through torch.nn.utils.prune: the effective weight is
-`weight_orig * weight_mask`, so pruned weights are exactly zero whatever the optimiser does to
-the latent `weight_orig` (momentum, weight decay)."""
+"""Pruning masks as a weight transform: the effective weight is `latent · mask`, so pruned
+weights are exactly zero whatever the optimiser does to the latent weight (momentum, weight
+decay), and masks only ever shrink (Han 2015 §3.4: prune → retrain cycles compound)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
 from quantsurvey.compress.pruning import magnitude_mask, retrain_dropout, top_fraction_mask
 from quantsurvey.nn.layers import resolve_per_layer, weight_layers
+from quantsurvey.nn.quant import (
+    WeightTransform,
+    add_weight_transform,
+    effective_weight,
+    find_transform,
+    kept_mask,
+)
+
+
+class Mask(WeightTransform):
+    """w ↦ w · mask (the mask stored in the weight's dtype, as torch.nn.utils.prune does)."""
+
+    def __init__(self, mask: torch.Tensor, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.register_buffer("mask", mask.to(dtype))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.mask
+
+    def kept(self) -> torch.Tensor:
+        return self.mask.bool()
 
 
 def current_masks(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: m.weight_mask.bool() for n, m in weight_layers(model).items()
-            if prune.is_pruned(m) and hasattr(m, "weight_mask")}
+    """{layer: kept positions} for every layer whose transforms prune."""
+    return {n: m for n, layer in weight_layers(model).items()
+            if (m := kept_mask(layer)) is not None}
 
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Attach (or tighten) masks; an existing mask is combined with the new one."""
+    """Attach masks, or tighten a layer's existing mask (the intersection)."""
     layers = weight_layers(model)
     for name, mask in masks.items():
-        prune.custom_from_mask(layers[name], "weight", mask.to(layers[name].weight.device))
+        layer = layers[name]
+        mask = mask.to(layer.weight.device).bool()
+        existing = find_transform(layer, Mask)
+        if existing is None:
+            add_weight_transform(layer, Mask(mask, layer.weight.dtype))
+        else:
+            existing.mask.copy_(existing.mask * mask.to(existing.mask.dtype))
 
 
 def prune_by_magnitude(model: nn.Module, quality: dict[str, float] | None = None,
@@ -33,24 +60,13 @@ def prune_by_magnitude(model: nn.Module, quality: dict[str, float] | None = None
     masks = {}
     if quality:
         for name, q in resolve_per_layer(model, quality, "compress.prune.quality").items():
-            masks[name] = magnitude_mask(_dense(layers[name]), q, old.get(name))
+            dense = effective_weight(layers[name]).detach()
+            masks[name] = magnitude_mask(dense, q, old.get(name))
     for name, f in resolve_per_layer(model, kept or {}, "compress.prune.kept").items():
-        masks[name] = top_fraction_mask(_dense(layers[name]), f, old.get(name))
+        dense = effective_weight(layers[name]).detach()
+        masks[name] = top_fraction_mask(dense, f, old.get(name))
     apply_masks(model, masks)
     return masks
-
-
-def _dense(module: nn.Module) -> torch.Tensor:
-    if hasattr(module, "weight_mask"):
-        return (module.weight_orig * module.weight_mask).detach()
-    return module.weight.detach()
-
-
-def make_masks_permanent(model: nn.Module) -> None:
-    """Fold masks into plain weights (zeros stay zeros) and drop the reparametrisation."""
-    for module in weight_layers(model).values():
-        if prune.is_pruned(module):
-            prune.remove(module, "weight")
 
 
 def adjust_dropout(model: nn.Module) -> dict[str, float]:
@@ -62,25 +78,8 @@ def adjust_dropout(model: nn.Module) -> dict[str, float]:
         if not isinstance(module, nn.Dropout) or module.p == 0:
             continue
         nxt = next((m for _, m in modules[i + 1:] if isinstance(m, nn.Linear)), None)
-        if nxt is not None and hasattr(nxt, "weight_mask"):
-            kept = nxt.weight_mask.float().mean().item()
-            module.p = retrain_dropout(module.p, kept)
+        kept = kept_mask(nxt) if nxt is not None else None
+        if kept is not None:
+            module.p = retrain_dropout(module.p, kept.float().mean().item())
             changed[name] = module.p
     return changed
-
-
-def sparsity_stats(model: nn.Module) -> dict[str, float]:
-    """compress/kept_pct over the weight layers, and compress/ratio = all parameters / non-zero
-    parameters, biases and other parameters counting as kept (Han 2015's accounting)."""
-    from quantsurvey.nn.weight_sharing import effective_weight
-
-    layers = weight_layers(model)
-    layer_total = layer_kept = 0
-    for module in layers.values():
-        w = effective_weight(module).detach()
-        layer_total, layer_kept = layer_total + w.numel(), layer_kept + int((w != 0).sum())
-    latent = {"weight", "weight_orig", "weight_centroids"}
-    other = sum(p.numel() for m in model.modules() for n, p in m.named_parameters(recurse=False)
-                if not (m in layers.values() and n in latent))
-    return {"compress/kept_pct": 100.0 * layer_kept / max(layer_total, 1),
-            "compress/ratio": (layer_total + other) / max(layer_kept + other, 1)}

@@ -2,7 +2,9 @@
 summaries (results/runs/**.json) and the papers' numbers (experiments/<paper>/reported.yaml).
 
 Our figures and the papers' never share a column; every row of ours names its seeds, budget,
-device and commit, and regenerates from a fresh clone.
+device and commit, and regenerates from a fresh clone. Storage accounting checks (summaries with
+method `storage_accounting`: random-initialised weights, no accuracy) get their own section of the
+README, never a row beside the papers' figures; results.csv keeps them under that method.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ COLUMNS = ["paper", "setting", "method", "model", "dataset", "metric", "reported
            "ours_std", "seeds", "budget", "device", "commit"]
 METRICS = ("test_err", "top1_err", "top5_err", "ratio", "size_kb", "kept_pct")
 _IDENTITY = ("paper", "setting", "method", "model", "dataset")
+ACCOUNTING = "storage_accounting"  # storage-only checks on random-init weights: not reproductions
+ACCOUNTING_TITLE = "Storage accounting checks (random-initialised weights, not reproduced ratios)"
 
 
 class ReportError(QuantsurveyError):
@@ -110,12 +114,20 @@ def _fmt(x: float | None) -> str:
     return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3f}"
 
 
+def _budget_label(summary: dict[str, Any]) -> str:
+    """The budget; a storage accounting check also names which check it is (its run name, e.g.
+    storage-deep_compression_6bit), so two checks of one setting are never averaged together."""
+    if summary["method"] == ACCOUNTING and summary.get("name"):
+        return f"{summary['budget']} [{summary['name']}]"
+    return summary["budget"]
+
+
 def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
                ) -> list[dict[str, str]]:
     """One row per (paper, setting, method, metric[, budget]); ours = mean (std) over seeds."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for s in summaries:
-        groups[(*(s[k] for k in _IDENTITY), s["budget"])].append(s)
+        groups[(*(s[k] for k in _IDENTITY), _budget_label(s))].append(s)
     ours: dict[tuple, list[dict[str, str]]] = defaultdict(list)
     for (*ident, budget), runs in sorted(groups.items()):
         per_metric: dict[str, list[float]] = defaultdict(list)
@@ -163,7 +175,8 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
              ""]
     by_paper: dict[str, list[dict[str, str]]] = defaultdict(list)
     for r in rows:
-        by_paper[r["paper"]].append(r)
+        if r["method"] != ACCOUNTING:  # they have their own section (render_accounting)
+            by_paper[r["paper"]].append(r)
     for paper, prow in by_paper.items():
         lines += [f"## {paper}", "",
                   "| setting | method | metric | paper | ours | seeds | budget | device | commit |",
@@ -191,7 +204,7 @@ def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
     for s in summaries:
         enc = s.get("compression", {}).get("encoded")
         if enc:
-            groups[(s["paper"], s["setting"], s["method"], s["budget"])].append(enc)
+            groups[(s["paper"], s["setting"], s["method"], _budget_label(s))].append(enc)
     lines = []
     for (paper, setting, method, budget), encs in sorted(groups.items()):
         layers = encs[0]["layers"]
@@ -212,15 +225,66 @@ def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def render_accounting(summaries: list[dict[str, Any]]) -> str:
+    """The storage accounting checks' own section: stored and original bytes and their ratio
+    (mean over the seeds of one (paper, setting, budget)), then their per-layer tables."""
+    checks = [s for s in summaries if s["method"] == ACCOUNTING]
+    if not checks:
+        return ""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for s in checks:
+        groups[(s["paper"], s["setting"], s.get("name", ""), s["budget"])].append(s)
+    lines = [f"## {ACCOUNTING_TITLE}", "",
+             f"Summaries with method `{ACCOUNTING}` (e.g. `scripts/imagenet_storage.py`): the "
+             "papers' kept fractions and bit-widths applied to random-initialised ImageNet "
+             "weights, with no training and no accuracy. They check the encoded file's storage "
+             "accounting at full scale; random weights are not a trained network's (their "
+             "Huffman gains differ), so these ratios are not reproductions of the papers' and "
+             "stay out of the tables above. In `results.csv` their rows carry method "
+             f"`{ACCOUNTING}`.", "",
+             "| paper | setting | check | stored bytes | original bytes | ratio | seeds | budget "
+             "| commit |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (paper, setting, name, budget), runs in sorted(groups.items()):
+        stored, original = [], []
+        for s in runs:
+            enc = s.get("compression", {}).get("encoded") or {}
+            m = s.get("metrics", {})
+            size = enc.get("size_bytes", m.get("compress/size_bytes"))
+            orig = enc.get("original_bytes")
+            if orig is None and size is not None and "compress/ratio" in m:
+                orig = m["compress/ratio"] * size
+            if size is not None:
+                stored.append(float(size))
+            if orig is not None:
+                original.append(float(orig))
+        size = statistics.fmean(stored) if stored else None
+        orig = statistics.fmean(original) if original else None
+        ratio = f"{orig / size:.1f}×" if size and orig else ""
+        commits = sorted({(s.get("git", {}).get("commit") or "unknown")[:12]
+                          + ("+dirty" if s.get("git", {}).get("dirty") else "") for s in runs})
+        lines.append(f"| {paper} | {setting} | {name} | {'' if size is None else f'{size:,.0f}'} | "
+                     f"{'' if orig is None else f'{orig:,.0f}'} | {ratio} | {len(runs)} | "
+                     f"{budget} | {';'.join(commits)} |")
+    lines.append("")
+    tables = render_layer_tables(checks)
+    if tables:
+        lines += ["Per-layer storage of the checked files:", "", tables]
+    return "\n".join(lines)
+
+
 def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     summaries = load_summaries(results_dir / "runs")
     rows = build_rows(summaries, load_reported(experiments_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "results.csv").write_text(render_csv(rows))
-    tables = render_layer_tables(summaries)
+    tables = render_layer_tables([s for s in summaries if s["method"] != ACCOUNTING])
     text = render_markdown(rows)
     if tables:
         text += "\n## Per-layer storage of the encoded models\n\n" + tables
+    accounting = render_accounting(summaries)
+    if accounting:
+        text += "\n" + accounting
     (results_dir / "README.md").write_text(text)
     return rows
 

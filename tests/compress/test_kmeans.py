@@ -6,8 +6,10 @@ import torch
 
 from quantsurvey.compress.kmeans import SharingConfig, assign_to_codebook, init_centroids, kmeans_1d
 from quantsurvey.errors import ConfigError
+from quantsurvey.methods import build_config
 from quantsurvey.models import create_model
-from quantsurvey.nn.weight_sharing import share_weights
+from quantsurvey.nn.quant import find_transform
+from quantsurvey.nn.weight_sharing import SharedCodebook, share_weights
 
 
 def slow_kmeans(values, centroids, iterations):
@@ -65,11 +67,12 @@ def test_centroid_gradient_is_the_sum_of_its_members_gradients():
     torch.nn.functional.linear(h.detach(), plain, layer.bias.detach())
     out = model.fc3(torch.relu(torch.nn.functional.linear(h.detach(), plain, layer.bias)))
     out.square().sum().backward()
+    codebook = find_transform(layer, SharedCodebook)
     expected = torch.zeros(8, dtype=torch.float64)
-    expected.index_add_(0, layer.weight_assignment.flatten(), plain.grad.flatten().double())
-    assert torch.allclose(layer.weight_centroids.grad.double(), expected[1:], rtol=1e-4,
+    expected.index_add_(0, codebook.assignment.flatten(), plain.grad.flatten().double())
+    assert torch.allclose(codebook.centroids.grad.double(), expected[1:], rtol=1e-4,
                           atol=1e-6)
-    assert len(layer.weight_centroids) == 7  # 2^3 − 1 trained values + the reserved zero
+    assert len(codebook.centroids) == 7  # 2^3 − 1 trained values + the reserved zero
 
 
 def test_shared_layer_keeps_zeros_and_uses_at_most_2_pow_bits_values():
@@ -86,7 +89,9 @@ def test_shared_layer_keeps_zeros_and_uses_at_most_2_pow_bits_values():
 
 
 def test_bad_sharing_config():
-    with pytest.raises(ConfigError, match="bits.fc=0"):
+    with pytest.raises(ValueError, match="bits.fc=0"):
         SharingConfig(bits={"fc": 0})
-    with pytest.raises(ConfigError, match="init='kmeans"):
-        SharingConfig(bits={"fc": 4}, init="kmeans++")
+    with pytest.raises(ConfigError, match="compress.share: bits.fc=0"):
+        build_config("share", {"bits": {"fc": 0}})
+    with pytest.raises(ConfigError, match="compress.share: init='kmeans"):
+        build_config("share", {"bits": {"fc": 4}, "init": "kmeans++"})

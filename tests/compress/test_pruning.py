@@ -12,8 +12,10 @@ from quantsurvey.compress.pruning import (
     retrain_dropout,
 )
 from quantsurvey.errors import ConfigError
+from quantsurvey.methods import build_config
 from quantsurvey.models import create_model
-from quantsurvey.nn.masking import adjust_dropout, prune_by_magnitude, sparsity_stats
+from quantsurvey.nn.masking import adjust_dropout, prune_by_magnitude
+from quantsurvey.nn.quant import sparsity_stats
 
 
 def test_threshold_is_quality_times_std_of_survivors():
@@ -78,8 +80,10 @@ def test_dropout_follows_the_kept_fraction_of_the_next_linear_layer():
 
 
 def test_bad_pruning_config():
-    with pytest.raises(ConfigError, match="quality.fc1=-0.1"):
-        PruningConfig(quality={"fc1": -0.1})
+    with pytest.raises(ValueError, match="quality.fc1=-0.1"):
+        PruningConfig(quality={"fc1": -0.1})  # compress/ knows no config keys
+    with pytest.raises(ConfigError, match=r"compress.prune: quality.fc1=-0.1"):
+        build_config("prune", {"quality": {"fc1": -0.1}})  # the config layer names the key
     model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
     with pytest.raises(ConfigError, match="'fc3' is not a layer of this model; layers: conv1"):
         prune_by_magnitude(model, {"fc3": 1.0})
@@ -95,7 +99,7 @@ def test_kept_fraction_mode_keeps_exactly_the_largest():
     assert int(masks["fc3"].sum()) == 500
     again = prune_by_magnitude(model, kept={"fc1": 0.05})["fc1"]
     assert int(again.sum()) == round(0.05 * w.numel()) and not (again & ~masks["fc1"]).any()
-    with pytest.raises(ConfigError, match="exactly one of quality"):
-        PruningConfig(quality={"fc1": 1.0}, kept={"fc1": 0.5})
-    with pytest.raises(ConfigError, match="kept.fc1=1.5 must be in"):
-        PruningConfig(kept={"fc1": 1.5})
+    with pytest.raises(ConfigError, match="compress.prune: needs exactly one of quality"):
+        build_config("prune", {"quality": {"fc1": 1.0}, "kept": {"fc1": 0.5}})
+    with pytest.raises(ConfigError, match="compress.prune: kept.fc1=1.5 must be in"):
+        build_config("prune", {"kept": {"fc1": 1.5}})

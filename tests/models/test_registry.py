@@ -4,7 +4,8 @@ import torch
 from quantsurvey.errors import ConfigError
 from quantsurvey.models import create_model, list_models
 
-INPUT = {"lenet300_100": (1, 28, 28), "lenet5": (1, 28, 28)}  # others: (3, 64, 64)
+INPUT = {"lenet300_100": (1, 28, 28), "lenet5": (1, 28, 28),
+         "alexnet_caffe": (3, 67, 67)}  # its smallest input; others: (3, 64, 64)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -33,14 +34,16 @@ def test_unknown_model_and_parameter_fail_clearly():
         create_model("lenet5", num_classes=10, input_shape=(1, 28, 28), dropuot=0.5)
 
 
-@pytest.mark.parametrize("name, params", [("alexnet", 61_100_840), ("vgg16", 138_357_544),
-                                          ("squeezenet1_0", 1_248_424)])
+@pytest.mark.parametrize("name, params", [("alexnet_caffe", 60_965_224), ("alexnet", 61_100_840),
+                                          ("vgg16", 138_357_544), ("squeezenet1_0", 1_248_424)])
 def test_imagenet_models_have_the_published_sizes(name, params):
-    # AlexNet 61M (240 MB), VGG-16 138M (552 MB), SqueezeNet 1.25M (4.8 MB) float32 weights
+    # Caffe AlexNet 61M (243.9 MB), torchvision's AlexNet 61.1M, VGG-16 138M (552 MB),
+    # SqueezeNet 1.25M (4.8 MB) float32 weights
     model = create_model(name, num_classes=1000, input_shape=(3, 224, 224))
     assert sum(p.numel() for p in model.parameters()) == params
 
 
-def test_imagenet_models_refuse_mnist_inputs():
+@pytest.mark.parametrize("name", ["alexnet", "alexnet_caffe"])
+def test_imagenet_models_refuse_mnist_inputs(name):
     with pytest.raises(ConfigError, match="3-channel inputs"):
-        create_model("alexnet", num_classes=10, input_shape=(1, 28, 28))
+        create_model(name, num_classes=10, input_shape=(1, 28, 28))

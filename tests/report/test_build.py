@@ -118,3 +118,55 @@ def test_per_layer_tables_average_the_seeds():
                                 _summary(1, 1.0, **enc(300, 3.0))])
     assert "Encoded file 0.2 kB (original 4 kB, 17.6×)" in text
     assert "| fc1 | 1,000 | 10.0 | 5 | 2.50 | 5 | 3.00 | 150 |" in text
+
+
+def test_storage_accounting_checks_get_their_own_section(tmp_path):
+    """Storage-only checks on random-init weights never sit beside the papers' figures."""
+    layer = {"params": 1000, "kept_pct": 10.0, "weight_bits_pq": 5, "weight_bits_huffman": 4.0,
+             "index_bits_pq": 4, "index_bits_huffman": 3.0, "stored_bytes": 900, "ratio": 4.4}
+    check = {"paper": "han2016_deep_compression", "setting": "alexnet_imagenet",
+             "method": "storage_accounting", "model": "alexnet_caffe", "dataset": "imagenet",
+             "seed": 0, "budget": "storage-only-random-init", "name": "storage-deep_compression",
+             "metrics": {"compress/size_bytes": 1000.0, "compress/ratio": 4.0,
+                         "compress/kept_pct": 11.2},
+             "compression": {"encoded": {"size_bytes": 1000, "original_bytes": 4000,
+                                         "layers": {"fc6": layer}}},
+             "hardware": {"device": "cpu 2 cores"}, "git": {"commit": "b" * 40, "dirty": False}}
+    other = {**check, "name": "storage-deep_compression_6bit", "compression": {},
+             "metrics": {"compress/size_bytes": 500.0, "compress/ratio": 8.0}}
+    for name, s in (("float", _summary(0, 1.0)), ("storage", check), ("storage6", other)):
+        folder = tmp_path / "res" / "runs" / s["paper"] / s["setting"] / name
+        folder.mkdir(parents=True)
+        (folder / "seed=0.json").write_text(json.dumps(s))
+    exp = tmp_path / "exp" / "han2016_deep_compression"
+    exp.mkdir(parents=True)
+    (exp / "reported.yaml").write_text(
+        "paper: han2016_deep_compression\nrows:\n  - {setting: alexnet_imagenet,"
+        " model: alexnet_caffe, dataset: imagenet, method: deep_compression,"
+        " metrics: {ratio: 35}}\n")
+    main(["--results", str(tmp_path / "res"), "--experiments", str(tmp_path / "exp")])
+
+    text = (tmp_path / "res" / "README.md").read_text()
+    main_part, accounting = text.split("## Storage accounting checks (random-initialised "
+                                       "weights, not reproduced ratios)")
+    assert "| lenet300_100_mnist | float | test_err |" in main_part
+    assert "| alexnet_imagenet | deep_compression | ratio | 35.000 |  |" in main_part
+    assert "storage_accounting |" not in main_part and "4.000" not in main_part
+    assert ("| han2016_deep_compression | alexnet_imagenet | storage-deep_compression | 1,000 | "
+            "4,000 | 4.0× | 1 |") in accounting
+    # a second check of the same setting is its own row, never averaged with the first
+    assert ("| alexnet_imagenet | storage-deep_compression_6bit | 500 | 4,000 | 8.0× | 1 |"
+            in accounting)
+    assert "| fc6 | 1,000 |" in accounting and "| fc6 |" not in main_part
+    assert "lenet300_100_mnist" not in accounting
+
+    rows = list(csv.DictReader(open(tmp_path / "res" / "results.csv")))
+    kept = [r for r in rows if r["method"] == "storage_accounting"]
+    assert {(r["metric"], r["budget"]): r["ours"] for r in kept} == {
+        ("ratio", "storage-only-random-init [storage-deep_compression]"): "4.000",
+        ("size_kb", "storage-only-random-init [storage-deep_compression]"): "1.000",
+        ("kept_pct", "storage-only-random-init [storage-deep_compression]"): "11.200",
+        ("ratio", "storage-only-random-init [storage-deep_compression_6bit]"): "8.000",
+        ("size_kb", "storage-only-random-init [storage-deep_compression_6bit]"): "0.500"}
+    (paper_row,) = [r for r in rows if r["method"] == "deep_compression"]
+    assert paper_row["reported"] == "35.000" and paper_row["ours"] == ""

@@ -1,0 +1,148 @@
+"""Assemble a run from its validated config: data module, model (started from `init_from`, with
+the stage's methods applied), loggers, progress bar, and the summary every run writes."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from quantsurvey import stages
+from quantsurvey.config import RunConfig
+from quantsurvey.data import create_datamodule
+from quantsurvey.methods import Method, StageContext, build_methods
+from quantsurvey.models import create_model
+from quantsurvey.nn.quant import architecture_params
+from quantsurvey.provenance import hardware, package_versions
+
+
+def build_datamodule(rc: RunConfig) -> pl.LightningDataModule:
+    """The run's data, set up (missing or corrupt data fails here, before anything is written)."""
+    dm = create_datamodule(
+        rc.data.name, root=rc.data.root, cache_dir=rc.paths.cache_dir,
+        batch_size=rc.data.batch_size, eval_batch_size=rc.data.eval_batch_size,
+        val_size=rc.data.val_size, split_seed=rc.data.split_seed, augment=rc.data.augment,
+        pad=rc.data.pad, download=rc.data.download, num_workers=rc.data.num_workers,
+        shuffle_seed=rc.seed, **rc.data.params)
+    dm.setup("fit")
+    return dm
+
+
+def model_info(rc: RunConfig, dm: pl.LightningDataModule) -> dict[str, Any]:
+    """What rebuilds the architecture (stored in exported files)."""
+    return {"name": rc.model.name, "num_classes": dm.num_classes,
+            "input_shape": list(dm.input_shape), "params": dict(rc.model.params)}
+
+
+def stage_context(rc: RunConfig, dm: pl.LightningDataModule, run_dir: Path) -> StageContext:
+    def probe() -> torch.Tensor:
+        x, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
+        return x[:64].cpu()
+
+    return StageContext(seed=rc.seed, run_dir=Path(run_dir), model_info=model_info(rc, dm),
+                        probe=probe)
+
+
+def build_model(rc: RunConfig, dm: pl.LightningDataModule, ctx: StageContext
+                ) -> tuple[nn.Module, list[Method], dict[str, Any]]:
+    """The architecture, loaded from `init_from`, with the stage's methods applied before
+    training; returns (model, methods, what the methods recorded)."""
+    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
+                         **rc.model.params)
+    if rc.init_from:
+        stages.load_stage(model, Path(rc.init_from))
+    methods = build_methods(rc.compress)
+    info: dict[str, Any] = {}
+    for method in methods:
+        info.update(method.before_training(model, ctx))
+    return model, methods, info
+
+
+def after_training(model: nn.Module, methods: list[Method], ctx: StageContext, rc: RunConfig,
+                   info: dict[str, Any]) -> tuple[nn.Module, dict[str, float]]:
+    """Sparsity statistics (for any stage that starts from or applies compression), then each
+    method's export; returns the model to test and the compression metrics."""
+    from quantsurvey.nn.quant import sparsity_stats
+
+    metrics = sparsity_stats(model) if (rc.init_from or methods) else {}
+    for method in methods:
+        model, method_info, method_metrics = method.after_training(model, ctx)
+        info.update(method_info)
+        metrics.update(method_metrics)
+    return model, metrics
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}: W&B's run table compares flat keys."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> list:
+    from pytorch_lightning.loggers import CSVLogger
+
+    loggers: list = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    if rc.logger.name == "wandb":
+        import wandb  # noqa: F401  (fail early if missing)
+        from pytorch_lightning.loggers import WandbLogger
+
+        id_file = run_dir / "wandb_id.txt"
+        if id_file.is_file():
+            run_id = id_file.read_text().strip()
+        else:
+            run_id = secrets.token_hex(4)  # W&B ids: lowercase letters and digits
+            id_file.write_text(run_id + "\n")
+        loggers.append(WandbLogger(
+            project=rc.logger.project, entity=rc.logger.entity, group=rc.logger.group or rc.paper,
+            job_type=rc.stage, tags=list(rc.tags) or None, id=run_id, resume="allow",
+            name=f"{rc.setting}/{rc.name}/seed={rc.seed}", save_dir=str(run_dir),
+            offline=rc.logger.offline, config=flatten(resolved)))
+    return loggers
+
+
+def finish_loggers(rc: RunConfig) -> None:
+    if rc.logger.name == "wandb":
+        import wandb
+
+        wandb.finish()
+
+
+def progress_bar(kind: str) -> list[pl.Callback]:
+    if kind == "rich":
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        return [RichProgressBar()]
+    if kind == "tqdm":
+        from pytorch_lightning.callbacks import TQDMProgressBar
+
+        return [TQDMProgressBar()]
+    return []
+
+
+def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataModule,
+                  model: nn.Module, metrics: dict[str, float], info: dict[str, Any],
+                  git: dict[str, Any], wall_time_s: float, before_resume_s: float,
+                  resumed: bool, epochs: int) -> dict[str, Any]:
+    return {
+        "paper": rc.paper, "setting": rc.setting, "method": rc.method, "stage": rc.stage,
+        "name": rc.name, "mode": rc.mode, "model": rc.model.name, "dataset": rc.data.name,
+        "seed": rc.seed, "budget": rc.budget, "epochs": epochs, "metrics": metrics,
+        "data": {"root": str(Path(rc.data.root).resolve()), **dm.split_sizes()},
+        "params": architecture_params(model),
+        "config": resolved, "git": git, "versions": package_versions(),
+        "hardware": hardware(), "wall_time_s": round(wall_time_s, 2),
+        "wall_time_before_resume_s": round(before_resume_s, 2), "resumed": resumed,
+        "report": rc.report, "init_from": rc.init_from,
+        "compression": info,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+    }
