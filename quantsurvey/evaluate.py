@@ -5,8 +5,8 @@ applies the config's compression methods as post-training steps (e.g. `compress.
 fine-tuning: post-training quantization; per-layer settings for sensitivity sweeps), runs their
 export, tests once, and writes `summary.json` like any run (`mode: evaluate`, 0 epochs).
 
-    quantsurvey mode=evaluate init_from=outputs/.../prune2/seed=0 +compress.share.bits.fc=4 ...
-    quantsurvey-eval init_from=results/runs/.../seed=0.qsdc experiment=... name=eval-file
+    quantsurvey mode=evaluate "init_from='outputs/.../prune2/seed=0'" +compress.share.bits.fc=4
+    quantsurvey-eval "init_from='results/runs/.../seed=0.qsdc'" model=lenet5 name=eval-file
 """
 
 from __future__ import annotations

@@ -101,3 +101,48 @@ def test_code_length_tables_round_trip(lengths):
     blob = pack_lengths(np.array(lengths))
     assert unpack_lengths(blob, len(lengths)).tolist() == lengths
     assert len(blob) == 1 + (-(-len(lengths) // 2) if max(lengths) <= 15 else len(lengths))
+
+
+def test_only_used_codebook_entries_are_stored(tmp_path):
+    """k-means can leave clusters empty: an unused centroid costs nothing in the file."""
+    from quantsurvey.nn.quant import add_weight_transform
+    from quantsurvey.nn.weight_sharing import SharedCodebook
+
+    torch.manual_seed(0)
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28)).eval()
+    for name, used in (("fc1", [3, 9, 30]), ("fc2", list(range(1, 64))), ("fc3", [63])):
+        layer = getattr(model, name)
+        pick = torch.tensor(used)[torch.randint(len(used), layer.weight.shape)]
+        assignment = torch.where(torch.rand(layer.weight.shape) < 0.8, 0, pick)
+        add_weight_transform(layer, SharedCodebook(torch.randn(63), assignment, 6))
+    path = tmp_path / "m.qsdc"
+    report = export_model(model, path, INFO | {"name": "lenet300_100"}, {"fc1": 5, "fc2": 5,
+                                                                           "fc3": 5})
+    assert [report["layers"][n]["codebook_used"] for n in ("fc1", "fc2", "fc3")] == [3, 63, 1]
+    from quantsurvey.compress.container import read_container
+
+    header, blobs = read_container(path)
+    assert len(blobs["fc1/codebook"]) == 3 * 4 and len(blobs["fc3/codebook"]) == 4
+    assert header["layers"]["fc1"]["codebook_size"] == 3
+    loaded = load_model(path).eval()
+    for name in ("fc1", "fc2", "fc3"):
+        assert torch.equal(getattr(model, name).weight, getattr(loaded, name).weight)
+
+
+@pytest.mark.parametrize("setting", ["lenet300_100_mnist", "lenet5_mnist"])
+def test_files_written_before_codebook_size_existed_still_load(setting):
+    """The committed v2 files of the previous format (all 2^b − 1 entries stored) decode, and
+    their shared layers take at most 2^b − 1 non-zero values."""
+    from tests.conftest import REPO
+
+    path = REPO / f"results/runs/han2016_deep_compression/{setting}/quantize/seed=1.qsdc"
+    from quantsurvey.compress.container import read_container
+
+    header, _ = read_container(path)
+    if all("codebook_size" in m for m in header["layers"].values()):
+        pytest.skip("results/ holds only re-encoded files")
+    model = load_model(path)
+    for name, meta in header["layers"].items():
+        w = getattr(model, name).weight
+        assert len(torch.unique(w[w != 0])) <= (1 << meta["bits"]) - 1
+        assert int((w != 0).sum()) == meta["nonzero"]

@@ -40,3 +40,32 @@ def test_optimizers_take_their_hyperparameters(name, cls):
     assert isinstance(opt, cls)
     assert opt.param_groups[0]["lr"] == 0.3 and opt.param_groups[0]["weight_decay"] == 1e-4
     assert build_scheduler(opt, SchedConfig(name="none"), 0.3, 5) is None
+
+
+def test_parameter_groups_scale_the_learning_rate_and_leave_frozen_weights_out():
+    from quantsurvey.lit.optim import param_groups
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+            self.frozen = torch.nn.Parameter(torch.zeros(2), requires_grad=False)
+
+        def param_groups(self):
+            return [{"params": list(self.a.parameters()), "lr_scale": 4.0}]
+
+    class Method:
+        def param_groups(self, model):
+            return [{"params": [model.b.weight], "lr_scale": 0.5}]
+
+    net = Net()
+    opt = build_optimizer(param_groups(net, [Method()]), OptimConfig(name="sgd", lr=0.1))
+    lrs = sorted((g["lr"], len(g["params"])) for g in opt.param_groups)
+    assert lrs == [(0.05, 1), (0.1, 1), (0.4, 2)]  # b.weight; b.bias (the rest); a.*
+    assert not any(p is net.frozen for g in opt.param_groups for p in g["params"])
+    sched = build_scheduler(opt, SchedConfig(name="step", step_size=1, gamma=0.5), 0.1, 3)
+    opt.step()
+    sched.step()
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([0.025, 0.05, 0.2])
+    with pytest.raises(ValueError, match="two parameter groups"):
+        param_groups(net, [Method(), Method()])

@@ -1,0 +1,141 @@
+"""The quantized-layer mechanism: weight transforms and input quantizers on any Conv2d/Linear."""
+
+import pytest
+import torch
+from torch import nn
+
+from quantsurvey.models import create_model
+from quantsurvey.nn.masking import Mask, apply_masks, current_masks
+from quantsurvey.nn.quant import (
+    WeightTransform,
+    add_weight_transform,
+    effective_weight,
+    input_quantizer,
+    kept_mask,
+    latent_weight,
+    plain_state_dict,
+    set_input_quantizer,
+    sparsity_stats,
+    strip_transforms,
+)
+from quantsurvey.nn.weight_sharing import SharedCodebook, share_layer
+
+
+class Identity(WeightTransform):
+    def forward(self, weight):
+        return weight
+
+
+class SignSTE(WeightTransform):
+    """sign(w) forward, gradient passed straight through where |w| ≤ 1 (BNN-style)."""
+
+    def forward(self, weight):
+        b = torch.where(weight >= 0, 1.0, -1.0)
+        return weight.clamp(-1, 1) + (b - weight.clamp(-1, 1)).detach()
+
+
+def _pair(kind):
+    torch.manual_seed(0)
+    if kind == "linear":
+        plain, x = nn.Linear(7, 5), torch.randn(4, 7)
+    else:
+        plain, x = nn.Conv2d(3, 4, 3, padding=1), torch.randn(2, 3, 6, 6)
+    quant = type(plain)(*((7, 5) if kind == "linear" else (3, 4, 3)),
+                        **({} if kind == "linear" else {"padding": 1}))
+    quant.load_state_dict(plain.state_dict())
+    return plain, quant, x
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_identity_transform_gives_the_plain_layers_outputs_and_gradients(kind):
+    plain, quant, x = _pair(kind)
+    add_weight_transform(quant, Identity())
+    out_p, out_q = plain(x), quant(x)
+    assert torch.equal(out_p, out_q)
+    out_p.square().sum().backward()
+    out_q.square().sum().backward()
+    assert torch.equal(plain.weight.grad, latent_weight(quant).grad)
+    assert torch.equal(plain.bias.grad, quant.bias.grad)
+
+
+def test_transforms_compose_in_order_and_the_latent_weight_is_never_overwritten():
+    plain, layer, x = _pair("linear")
+    before = latent_weight(layer).detach().clone()
+    mask = torch.rand(5, 7) > 0.5
+    add_weight_transform(layer, Mask(mask))
+    add_weight_transform(layer, SignSTE())
+    expected = torch.where(before * mask >= 0, 1.0, -1.0)
+    assert torch.equal(effective_weight(layer), expected)
+    assert torch.equal(latent_weight(layer), before)
+    layer(x).sum().backward()
+    g = latent_weight(layer).grad
+    assert torch.count_nonzero(g[~mask]) == 0  # the mask stops gradients to pruned weights
+    assert torch.count_nonzero(g[mask]) > 0  # the STE passes them through the sign
+    assert torch.equal(kept_mask(layer), mask)
+
+
+def test_input_quantizer_quantizes_the_input_and_can_be_removed():
+    plain, layer, x = _pair("linear")
+    set_input_quantizer(layer, nn.Hardtanh(-0.1, 0.1))
+    assert isinstance(input_quantizer(layer), nn.Hardtanh)
+    assert torch.equal(layer(x), plain(x.clamp(-0.1, 0.1)))
+    assert "input_quantizer" in dict(layer.named_children())
+    set_input_quantizer(layer, None)
+    assert torch.equal(layer(x), plain(x))
+
+
+def test_masks_tighten_and_strip_folds_them_into_a_plain_weight():
+    _, layer, x = _pair("linear")
+    m1, m2 = torch.rand(5, 7) > 0.3, torch.rand(5, 7) > 0.3
+    model = nn.Sequential(layer)
+    apply_masks(model, {"0": m1})
+    apply_masks(model, {"0": m2})
+    assert len([t for t in layer.parametrizations.weight]) == 1  # one mask, tightened
+    assert torch.equal(current_masks(model)["0"], m1 & m2)
+    out = layer(x)
+    strip_transforms(layer)
+    assert isinstance(layer.weight, nn.Parameter) and layer.weight.requires_grad
+    assert torch.equal(layer(x), out)
+    assert kept_mask(layer) is None
+
+
+def test_shared_layer_freezes_its_latent_weight_and_its_state_round_trips():
+    torch.manual_seed(0)
+    layer = nn.Linear(20, 10)
+    share_layer(layer, 3, "linear", 20)
+    codebook = layer.parametrizations.weight[0]
+    assert isinstance(codebook, SharedCodebook)
+    assert not latent_weight(layer).requires_grad and codebook.centroids.requires_grad
+    assert len(torch.unique(effective_weight(layer))) <= 7
+    twin = nn.Linear(20, 10)
+    add_weight_transform(twin, SharedCodebook(torch.zeros(7), torch.zeros(10, 20,
+                                              dtype=torch.long), 3))
+    twin.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 20)
+    assert torch.equal(twin(x), layer(x))
+
+
+def test_plain_state_dict_rebuilds_the_model_without_transforms():
+    torch.manual_seed(0)
+    model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    apply_masks(model, {"fc1": torch.rand(500, 800) > 0.9})
+    share_layer(model.fc2, 4, "linear", 10)
+    set_input_quantizer(model.conv2, nn.Identity())
+    plain = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    plain.load_state_dict(plain_state_dict(model))  # strict: same keys, same shapes
+    x = torch.randn(2, 1, 28, 28)
+    model.eval(), plain.eval()
+    assert torch.equal(plain(x), model(x))
+
+
+def test_sparsity_counts_effective_zeros_and_every_other_parameter_as_kept():
+    torch.manual_seed(0)
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    mask = torch.zeros(300, 784, dtype=torch.bool)
+    mask[:, :78] = True  # 23,400 of 235,200 kept
+    apply_masks(model, {"fc1": mask})
+    share_layer(model.fc3, 2, "linear", 5)  # frozen latent weight: must not count twice
+    stats = sparsity_stats(model)
+    kept = 23_400 + 30_000 + int((model.fc3.weight != 0).sum())
+    assert stats["compress/kept_pct"] == pytest.approx(100 * kept / 266_200)
+    assert stats["compress/ratio"] == pytest.approx(266_610 / (kept + 410))
