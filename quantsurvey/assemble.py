@@ -131,8 +131,19 @@ def progress_bar(kind: str) -> list[pl.Callback]:
 def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataModule,
                   model: nn.Module, metrics: dict[str, float], info: dict[str, Any],
                   git: dict[str, Any], wall_time_s: float, before_resume_s: float,
-                  resumed: bool, epochs: int) -> dict[str, Any]:
+                  resumed: bool, epochs: int, status: str = "finished",
+                  error: str | None = None) -> dict[str, Any]:
+    """What every run writes; `report` is false for a failed run and for data that no paper
+    used (the synthetic smoke set), with the reason."""
+    reasons = [rc.report_reason] if rc.report_reason else []
+    if status != "finished":
+        reasons.append(f"the run {status}: {error}")
+    if rc.data.name == "synthetic":
+        reasons.append("synthetic smoke data, not a paper's data set")
+    if rc.data.params.get("allow_subset"):
+        reasons.append("a subset of the data set (data.params.allow_subset=true)")
     return {
+        "status": status, **({"error": error} if error else {}),
         "paper": rc.paper, "setting": rc.setting, "method": rc.method, "stage": rc.stage,
         "name": rc.name, "mode": rc.mode, "model": rc.model.name, "dataset": rc.data.name,
         "seed": rc.seed, "budget": rc.budget, "epochs": epochs, "metrics": metrics,
@@ -141,7 +152,9 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
         "config": resolved, "git": git, "versions": package_versions(),
         "hardware": hardware(), "wall_time_s": round(wall_time_s, 2),
         "wall_time_before_resume_s": round(before_resume_s, 2), "resumed": resumed,
-        "report": rc.report, "init_from": rc.init_from,
+        "report": rc.report and not reasons,
+        **({"report_reason": "; ".join(reasons)} if rc.report and reasons else {}),
+        "init_from": rc.init_from,
         "compression": info,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),

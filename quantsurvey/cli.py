@@ -1,18 +1,122 @@
 """The command lines: `quantsurvey` (a run, a pipeline, or `mode=evaluate`) and
 `quantsurvey-eval` (the same with mode=evaluate). Errors a user can cause print one line and
-exit with status 2."""
+exit with status 2 (3: a run that failed on its numbers).
+
+Before Hydra composes anything, every override's key is checked against the schema, so a typo
+gets the documented message (allowed keys, a close match) rather than Hydra's "use +key"; after
+composing, overrides that change a recipe key make the run unreportable unless they name a
+budget, overrides that a pipeline's stages set themselves are refused, and a multirun resumes
+its jobs (finished ones with the same recipe are reused).
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from quantsurvey.errors import QuantsurveyError
+from quantsurvey.errors import ConfigError, QuantsurveyError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+GROUPS = ("data", "model", "optim", "sched", "trainer", "logger", "callbacks", "paths",
+          "experiment")
+# overrides that change where or how a run is watched, not what it computes
+NOT_RECIPE = ("seed", "resume", "name", "tags", "report", "budget", "paths", "logger", "data.root",
+              "data.num_workers", "data.download", "trainer.progress_bar",
+              "trainer.accelerator", "trainer.devices", "callbacks.checkpoint",
+              "callbacks.lr_monitor", "callbacks.method_state_every_n_steps", "hydra",
+              "experiment", "paper", "setting", "stage", "method", "mode")
+
+
+def _parse(args: list[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    wanted = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        return OverridesParser.create().parse_overrides(wanted)
+    except Exception:  # Hydra reports its own grammar errors
+        return []
+
+
+def preflight(args: list[str]) -> list[str]:
+    """Check the keys of the command line's overrides; returns the arguments to give Hydra
+    (`pipeline={}` becomes `~pipeline`: both mean 'no pipeline, one run')."""
+    from quantsurvey.config import check_key
+
+    out = []
+    for arg in args:
+        if arg.replace(" ", "") in ("pipeline={}", "pipeline=null"):
+            out.append("~pipeline")
+            continue
+        out.append(arg)
+    for o in _parse(out):
+        key = o.key_or_group
+        if o.is_delete() or o.is_add() or key.startswith("hydra") or key in GROUPS:
+            continue  # additions are checked when the config is validated
+        check_key(key)
+    return out
+
+
+def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def _flat_keys(d: Any, prefix: str = "") -> list[str]:
+    if not isinstance(d, dict) or not d:
+        return [prefix.rstrip(".")] if prefix else []
+    return [k for key, value in d.items() for k in _flat_keys(value, f"{prefix}{key}.")]
+
+
+def _stage_key(key: str) -> str:
+    """pipeline.<stage>.optim.lr → optim.lr"""
+    return key.split(".", 2)[2] if key.startswith("pipeline.") and key.count(".") >= 2 else key
+
+
+def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """What the command line's overrides mean for the recipe (see the module docstring)."""
+    parsed = _parse(overrides)
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # not in struct mode
+    keys = [o.key_or_group for o in parsed if not o.key_or_group.startswith("hydra")]
+    stages = OmegaConf.to_container(cfg, resolve=False).get("pipeline") or {}
+    clashes = []
+    for key in keys:
+        if key.startswith("pipeline") or key in GROUPS:
+            continue
+        setters = [s for s, over in stages.items()
+                   if any(_matches(k, (key,)) or _matches(key, (k,)) for k in _flat_keys(over))]
+        if setters:
+            clashes.append((key, setters))
+    if clashes:
+        key, setters = clashes[0]
+        raise ConfigError(
+            f"{key} is set by pipeline stage(s) {', '.join(setters)} themselves, so a top-level "
+            f"{key}=… would not reach them; override it per stage: "
+            + " ".join(f"pipeline.{s}.{key}=…" for s in setters) + ".")
+    dropped_stages = {o.key_or_group for o in parsed if o.is_delete()
+                      and o.key_or_group.startswith("pipeline")}
+    recipe = [k for k in keys if k not in dropped_stages and (
+        k in ("data", "model", "optim", "sched")
+        or (k not in GROUPS and not _matches(_stage_key(k), NOT_RECIPE)))]
+    named_budget = any(k == "budget" or k.endswith(".budget") for k in keys)
+    if recipe and not named_budget:
+        reason = (f"the command line changed the experiment's recipe ({', '.join(recipe)}) "
+                  f"without naming a budget=…")
+        cfg = OmegaConf.merge(cfg, {"report_reason": reason, "budget": "custom"})
+        if stages:
+            cfg = OmegaConf.merge(cfg, {"pipeline": {s: {"report_reason": reason,
+                                                         "budget": "custom"}
+                                                     for s in stages}})
+    return cfg
+
+
+def _validate(cfg: DictConfig) -> None:
+    from quantsurvey.config import validate_config
+    from quantsurvey.pipeline import stage_configs
+
+    stage_configs(cfg) if cfg.get("pipeline") else validate_config(cfg)
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict[str, float]:
@@ -33,9 +137,18 @@ def run(cfg: DictConfig, run_dir: str) -> dict[str, float]:
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
+    hc = HydraConfig.get()
     try:
-        metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+        overrides = list(hc.overrides.task)
+        _validate(cfg)  # an impossible value is named before any policy question
+        cfg = apply_overrides_policy(cfg, overrides)
+        if hc.mode == RunMode.MULTIRUN and not any(o.startswith("resume=") for o in overrides):
+            # a relaunched sweep: finished jobs with the same recipe are reused, interrupted
+            # ones resumed, the rest run
+            cfg = OmegaConf.merge(cfg, {"resume": True})
+        metrics = run(cfg, hc.runtime.output_dir)
     except QuantsurveyError as err:
         print(f"quantsurvey: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -43,13 +156,18 @@ def _hydra_main(cfg: DictConfig) -> float:
 
 
 def main() -> None:
+    try:
+        sys.argv[1:] = preflight(sys.argv[1:])
+    except QuantsurveyError as err:
+        print(f"quantsurvey: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     _hydra_main()
 
 
 def eval_main() -> None:
     """`quantsurvey-eval …` = `quantsurvey mode=evaluate …`."""
     sys.argv.insert(1, "mode=evaluate")
-    _hydra_main()
+    main()
 
 
 if __name__ == "__main__":

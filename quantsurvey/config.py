@@ -19,6 +19,8 @@ from quantsurvey.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamax")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear")
 MODES = ("train", "evaluate")
+PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "16", "bf16-mixed", "bf16",
+              "16-true", "bf16-true")
 LOGGERS = ("csv", "wandb")
 PROGRESS_BARS = ("rich", "tqdm", "none")
 
@@ -132,8 +134,24 @@ class TrainerConfig:
                               f"or warn.")
         _choice("trainer.progress_bar", self.progress_bar, PROGRESS_BARS)
         _choice("trainer.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
+        _choice("trainer.precision", str(self.precision), PRECISIONS)
         for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
-            _positive(f"trainer.{key}", getattr(self, key))
+            value = getattr(self, key)
+            if not (0 < value <= 1 or (value > 1 and float(value).is_integer())):
+                raise ConfigError(f"trainer.{key}={value!r} must be a fraction in (0, 1] or a "
+                                  f"whole number of batches >= 1.")
+        if self.log_every_n_steps < 1:
+            raise ConfigError(f"trainer.log_every_n_steps={self.log_every_n_steps} must be >= 1.")
+        if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
+            raise ConfigError(f"trainer.gradient_clip_val={self.gradient_clip_val} must be >= 0.")
+        import torch
+
+        if self.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"trainer.accelerator={self.accelerator} but no CUDA device is "
+                              f"visible here; use trainer.accelerator=auto (or cpu).")
+        if self.accelerator == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError("trainer.accelerator=mps but MPS is not available here; use "
+                              "trainer.accelerator=auto (or cpu).")
 
 
 @dataclass
@@ -187,6 +205,7 @@ class RunConfig:
     loss: str = "cross_entropy"
     tags: list[str] = field(default_factory=list)
     report: bool = True  # whether this run's summary is a row of the results tables
+    report_reason: str | None = None  # why not, when the command line changed the recipe
     mode: str = "train"  # train; evaluate: load init_from, apply the methods, test (no training)
     # a finished run's directory (its model.pt), a model.pt or .qsdc file, or a stage name
     init_from: str | None = None
@@ -244,3 +263,53 @@ def _unknown_key_message(err: ConfigKeyError) -> str:
     where = f"under {parent!r}" if parent else "at the top level"
     return (f"unknown config key {full_key!r}; allowed keys {where}: {', '.join(allowed)}."
             f"{hint}")
+
+
+# config fields whose value is a free mapping: anything below them is checked elsewhere (the
+# methods' configs, the pipeline's stages) or by the factory that receives it (params)
+_FREE = ("compress", "pipeline", "data.params", "model.params")
+
+
+def check_key(full_key: str) -> None:
+    """Raise the documented unknown-key message if dotted `full_key` is not in the schema.
+
+    Below `compress.<method>` the method's config fields are checked; below
+    `pipeline.<stage>` the rest is checked like a top-level key."""
+    parts = full_key.split(".")
+    if parts[0] == "pipeline" and len(parts) > 2:
+        try:
+            return check_key(".".join(parts[2:]))
+        except ConfigError as err:
+            raise ConfigError(f"pipeline stage {parts[1]!r}: {err}") from None
+    if parts[0] == "compress" and len(parts) > 2:
+        return _check_method_key(parts)
+    node: Any = OmegaConf.structured(RunConfig)
+    for i, part in enumerate(parts):
+        prefix = ".".join(parts[:i])
+        if prefix in _FREE:
+            return None
+        if not isinstance(node, DictConfig) or part not in node:
+            allowed = sorted(node.keys()) if isinstance(node, DictConfig) else []
+            close = difflib.get_close_matches(part, allowed, n=1)
+            hint = f" Did you mean {(prefix + '.' if prefix else '') + close[0]!r}?" if close \
+                else ""
+            where = f"under {prefix!r}" if prefix else "at the top level"
+            raise ConfigError(f"unknown config key {full_key!r}; allowed keys {where}: "
+                              f"{', '.join(allowed)}.{hint}")
+        node = node[part]
+    return None
+
+
+def _check_method_key(parts: list[str]) -> None:
+    import dataclasses
+
+    from quantsurvey.methods import METHODS, build_config, list_methods
+
+    if parts[1] not in list_methods():
+        build_config(parts[1], {})  # raises the unknown-method message
+    fields = [f.name for f in dataclasses.fields(METHODS[parts[1]].Config)]
+    if parts[2] not in fields:
+        close = difflib.get_close_matches(parts[2], fields, n=1)
+        hint = f" Did you mean 'compress.{parts[1]}.{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown config key 'compress.{parts[1]}.{parts[2]}'; allowed keys "
+                          f"under 'compress.{parts[1]}': {', '.join(fields)}.{hint}")

@@ -21,3 +21,13 @@ class CheckpointError(QuantsurveyError):
 
 class RunDirError(QuantsurveyError):
     """The run directory already holds a run that would be overwritten."""
+
+
+class RunFailedError(QuantsurveyError):
+    """A run stopped because its numbers went wrong (a non-finite loss or metric)."""
+
+    exit_code = 3
+
+
+class OutputError(QuantsurveyError):
+    """A run's files cannot be written (disk full, read-only, no permission)."""

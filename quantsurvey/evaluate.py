@@ -14,16 +14,17 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey import assemble
-from quantsurvey.config import validate_config
+from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.provenance import git_state, write_json_atomic
-from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir
+from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir, output_errors, run_lock
 
 log = logging.getLogger("quantsurvey")
 
@@ -34,14 +35,20 @@ def evaluate(cfg: DictConfig | dict, run_dir: str | Path) -> dict[str, float]:
     rc = validate_config(OmegaConf.merge(cfg, {"mode": "evaluate"}))
     resolved = OmegaConf.to_container(OmegaConf.structured(rc), resolve=True)
     run_dir = Path(run_dir)
+    with ExitStack() as held, output_errors(run_dir):
+        return _evaluate(rc, resolved, run_dir, git, start, held)
+
+
+def _evaluate(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float,
+              held: ExitStack) -> dict[str, float]:
     if check_run_dir(run_dir, rc.resume, resolved) == FINISHED:
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
     pl.seed_everything(rc.seed, workers=True, verbose=False)
     dm = assemble.build_datamodule(rc)
     ctx = assemble.stage_context(rc, dm, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     model, methods, info = assemble.build_model(rc, dm, ctx)
+    held.enter_context(run_lock(run_dir))  # nothing is written before here
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched, 1,
                               rc.loss, methods)

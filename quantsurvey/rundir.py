@@ -3,14 +3,19 @@ unfinished one is resumed only on request, and nothing overwrites a run silently
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from quantsurvey.errors import RunDirError
+from quantsurvey.errors import OutputError, RunDirError
 from quantsurvey.methods import canonical_compress
 
 SUMMARY = "summary.json"
@@ -69,14 +74,37 @@ def check_same_recipe(run_dir: Path, resolved: dict[str, Any]) -> None:
             f"another name=... / paths.output_dir.")
 
 
+def _check_resumed_recipe(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """An unfinished run continues only with the recipe it started with (its config.yaml)."""
+    started = run_dir / "config.yaml"
+    if not started.is_file():
+        return
+    theirs = recipe(OmegaConf.to_container(OmegaConf.load(started), resolve=True))
+    mine = recipe(resolved)
+    diff = [k for k in RECIPE_KEYS if theirs[k] != mine[k]]
+    if diff:
+        raise RunDirError(
+            f"{run_dir} holds an unfinished run started with another recipe ({diff[0]}: "
+            f"{theirs[diff[0]]!r} there, {mine[diff[0]]!r} now); resuming it would mix the two. "
+            f"Resume with the original settings, or give this run another name=... / "
+            f"paths.output_dir.")
+
+
 def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path | None:
     """The checkpoint to resume from, FINISHED, or None; refuse to overwrite a run."""
     last = run_dir / LAST_CKPT
+    if (run_dir / SUMMARY).is_file():
+        status = json.loads((run_dir / SUMMARY).read_text()).get("status", "finished")
+        if status == "failed":
+            raise RunDirError(
+                f"{run_dir} holds a failed run (see its {SUMMARY}: 'error'). Delete the "
+                f"directory to run it again, or choose another name=....")
     if resume:
         if (run_dir / SUMMARY).is_file():
             check_same_recipe(run_dir, resolved)
             return FINISHED
         if last.is_file():
+            _check_resumed_recipe(run_dir, resolved)
             return last
         log.info("resume=true but %s has no checkpoint: starting from scratch", run_dir)
         return None
@@ -85,3 +113,51 @@ def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path
             f"{run_dir} already holds a run ({SUMMARY} or a checkpoint). Pass resume=true to "
             f"continue it, choose another name=..., or delete the directory.")
     return None
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `<run_dir>/.lock` while a run writes there: a second process started on the same
+    directory is refused instead of interleaving its files with the first's."""
+    with output_errors(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / ".lock", "a+")  # noqa: SIM115  (held for the whole run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip()
+        handle.close()
+        raise RunDirError(
+            f"{run_dir} is being written by another process{f' (pid {pid})' if pid else ''}: "
+            f"wait for it to finish (then resume=true continues or reuses it), or choose "
+            f"another name=... / paths.output_dir.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+_NO_WRITE = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+             errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+             errno.EPERM: "permission denied"}
+
+
+@contextmanager
+def output_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a failed write under the run directory into one message naming the path."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _NO_WRITE:
+            raise
+        where = err.filename or run_dir
+        raise OutputError(
+            f"cannot write {where}: {_NO_WRITE[err.errno]}. Free space or choose a writable "
+            f"paths.output_dir=...; files written atomically were left as they were (the last "
+            f"complete checkpoint stays usable with resume=true).") from None

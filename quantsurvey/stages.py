@@ -4,6 +4,7 @@ a finished plain run (its last checkpoint) or an encoded file (`.qsdc`)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from quantsurvey.export import load_model
 from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.masking import apply_masks
 from quantsurvey.nn.quant import kept_mask, plain_state_dict
+from quantsurvey.provenance import write_bytes_atomic
 
 STAGE_MODEL = "model.pt"
 
@@ -59,4 +61,7 @@ def load_stage(model: nn.Module, source: Path) -> None:
 
 
 def save_stage(model: nn.Module, run_dir: Path) -> None:
-    torch.save(stage_state(model), Path(run_dir) / STAGE_MODEL)
+    """Write `model.pt` atomically (serialised in memory, then written and renamed)."""
+    buffer = io.BytesIO()
+    torch.save(stage_state(model), buffer)
+    write_bytes_atomic(Path(run_dir) / STAGE_MODEL, buffer.getvalue())

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -20,21 +22,24 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey import assemble, stages
-from quantsurvey.config import validate_config
-from quantsurvey.errors import CheckpointError
+from quantsurvey.config import RunConfig, validate_config
+from quantsurvey.errors import CheckpointError, RunDirError, RunFailedError
 from quantsurvey.lit import csv_resume
 from quantsurvey.lit.callbacks import BatchSeed, WallClock
+from quantsurvey.lit.checkpoint_io import AtomicCheckpointIO, verify_checkpoint
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.lit.method_hooks import ClipLatentWeights, MethodHooks, needs_method_hooks
 from quantsurvey.provenance import git_state, write_json_atomic
-from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir
+from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir, output_errors, run_lock
 
 log = logging.getLogger("quantsurvey")
 
 
 def _check_checkpoint(ckpt: Path, module: ClassifierModule) -> int:
-    """Fail with one message if `ckpt` is unreadable or was written for another model;
-    return its global step."""
+    """Fail with one message if `ckpt` is corrupt, unreadable or was written for another
+    model; return its global step."""
+    if not verify_checkpoint(ckpt):
+        log.warning("%s has no checksum (written before checksums existed): not verified", ckpt)
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -54,6 +59,12 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     rc = validate_config(cfg)
     resolved = OmegaConf.to_container(OmegaConf.structured(rc), resolve=True)
     run_dir = Path(run_dir)
+    with ExitStack() as held, output_errors(run_dir):
+        return _train(rc, resolved, run_dir, git, start, extra_callbacks, held)
+
+
+def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float,
+           extra_callbacks: Sequence[pl.Callback], held: ExitStack) -> dict[str, float]:
     ckpt = check_run_dir(run_dir, rc.resume, resolved)
     if ckpt == FINISHED:  # resume=true on a finished run (a re-launched sweep): nothing to do
         log.info("%s already finished; reusing its summary", run_dir)
@@ -67,9 +78,14 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
                               rc.trainer.max_epochs, rc.loss, methods)
 
     resume_step = _check_checkpoint(ckpt, module) if ckpt is not None else 0
+    # nothing is written before here; from here on, one process at a time, and the directory
+    # must still be as checked (another process may have written it meanwhile)
+    held.enter_context(run_lock(run_dir))
+    if check_run_dir(run_dir, rc.resume, resolved) != ckpt:
+        raise RunDirError(f"{run_dir} changed while this run was starting (another process "
+                          f"wrote it); run the command again.")
     if ckpt is not None:
         csv_resume.set_aside(run_dir / "csv")
-    run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
     clock = WallClock(start)
     callbacks: list[pl.Callback] = [BatchSeed(rc.seed), clock,
@@ -100,7 +116,14 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic, enable_progress_bar=t.progress_bar != "none",
         callbacks=callbacks, logger=loggers, num_sanity_val_steps=0,
-        use_distributed_sampler=False, enable_model_summary=t.progress_bar != "none")
+        use_distributed_sampler=False, enable_model_summary=t.progress_bar != "none",
+        plugins=[AtomicCheckpointIO()])
+
+    def summary(metrics: dict[str, float], **status) -> dict:
+        return assemble.build_summary(rc, resolved, dm, model, metrics, stage_info, git,
+                                      clock.elapsed(), clock.before_resume, ckpt is not None,
+                                      trainer.current_epoch, **status)
+
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -110,6 +133,10 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
         module.model, compress_metrics = assemble.after_training(model, methods, ctx, rc,
                                                                  stage_info)
         test_metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
+    except RunFailedError as err:
+        so_far = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        write_json_atomic(run_dir / SUMMARY, summary(so_far, status="failed", error=str(err)))
+        raise
     finally:
         if ckpt is not None:
             csv_resume.merge_back(run_dir / "csv", resume_step)
@@ -117,8 +144,11 @@ def train(cfg: DictConfig | dict, run_dir: str | Path,
     metrics = {k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))}
     metrics.update({k: float(v) for k, v in test_metrics.items()})
     metrics.update(compress_metrics)
-    summary = assemble.build_summary(rc, resolved, dm, model, metrics, stage_info, git,
-                                     clock.elapsed(), clock.before_resume, ckpt is not None,
-                                     trainer.current_epoch)
-    write_json_atomic(run_dir / SUMMARY, summary)
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        err = RunFailedError(f"non-finite final metrics {bad}: the run is marked failed in "
+                             f"{run_dir / SUMMARY} and is not reportable.")
+        write_json_atomic(run_dir / SUMMARY, summary(metrics, status="failed", error=str(err)))
+        raise err
+    write_json_atomic(run_dir / SUMMARY, summary(metrics))
     return metrics

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
@@ -156,6 +157,9 @@ def _epoch_rows(run_dir):
 def test_checkpoint_from_another_model_is_refused(smoke_cfg, tmp_path):
     train(smoke_cfg("model=lenet300_100"), tmp_path)
     (tmp_path / "summary.json").unlink()  # as if killed before finishing
+    with pytest.raises(RunDirError, match="unfinished run started with another recipe.*model"):
+        train(smoke_cfg("model=lenet5", "resume=true"), tmp_path)
+    (tmp_path / "config.yaml").unlink()  # a checkpoint copied in from another run
     with pytest.raises(CheckpointError, match="written by lenet300_100.*builds lenet5"):
         train(smoke_cfg("model=lenet5", "resume=true"), tmp_path)
 
@@ -175,30 +179,38 @@ def test_unknown_model_parameter_stops_before_writing(smoke_cfg, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+class _CrashAtEpoch(pl.Callback):
+    """Raise at the start of an epoch, after the previous epoch's checkpoint was written."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
 def test_wandb_offline_logs_the_run_and_resumes_into_it(smoke_cfg, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    cfg = smoke_cfg("logger=wandb", "trainer.max_epochs=1", "tags=[smoke]")
-    first = train(cfg, tmp_path)
+    over = ("logger=wandb", "trainer.max_epochs=2", "tags=[smoke]")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(smoke_cfg(*over), tmp_path, [_CrashAtEpoch(1)])
+    assert not (tmp_path / "summary.json").exists()
     run_id = (tmp_path / "wandb_id.txt").read_text().strip()
-    (run_file,) = (tmp_path / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
-    records = read_records(run_file)
-    info = run_info(records)
-    assert (info["group"], info["job_type"], info["tags"]) == ("han2015_pruning", "float",
-                                                               ["smoke"])
-    assert info["config"]["optim.lr"] == cfg.optim.lr  # flat keys: W&B's table compares them
-    assert info["config"]["data.name"] == "synthetic"
-    logged = {k: v for row in history(records) for k, v in row.items()}
-    assert logged["test/err"] == pytest.approx(first["test/err"])
-    assert {"val/err", "train/loss_epoch", "test/top5_err"} <= set(logged)
-
-    (tmp_path / "summary.json").unlink()  # as if killed after epoch 0
-    train(smoke_cfg("logger=wandb", "trainer.max_epochs=2", "tags=[smoke]", "resume=true"),
-          tmp_path)
+    final = train(smoke_cfg(*over, "resume=true"), tmp_path)
     files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
-    epochs = {row.get("epoch") for row in history(read_records(files[-1]))}
-    assert 1 in epochs  # the resumed part logs epoch 1 into the same run id
+    info = run_info(read_records(files[0]))
+    assert (info["group"], info["job_type"], info["tags"]) == ("han2015_pruning", "float",
+                                                               ["smoke"])
+    assert info["config"]["optim.lr"] == smoke_cfg(*over).optim.lr  # flat keys for W&B's table
+    assert info["config"]["data.name"] == "synthetic"
+    resumed = history(read_records(files[-1]))
+    logged = {k: v for row in resumed for k, v in row.items()}
+    assert logged["test/err"] == pytest.approx(final["test/err"])
+    assert {"val/err", "train/loss_epoch", "test/top5_err"} <= set(logged)
+    assert 1 in {row.get("epoch") for row in resumed}  # epoch 1 logs into the same run id
 
 
 @pytest.mark.data

@@ -56,11 +56,15 @@ def unpack_container(data: bytes, source: str = "encoded file"
 
 
 def write_container(path: Path, header: dict[str, Any], blobs: dict[str, bytes]) -> int:
-    """Write atomically; returns the file's size in bytes."""
+    """Write atomically (a temporary file renamed into place; removed if the write fails);
+    returns the file's size in bytes."""
     data = pack_container(header, blobs)
     tmp = Path(path).with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return len(data)
 
 

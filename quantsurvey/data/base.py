@@ -14,6 +14,30 @@ from quantsurvey.data.sampler import EpochBatchSampler
 from quantsurvey.errors import ConfigError, DataError
 
 
+def check_full_size(dataset: str, split: str, where: Path, found: int, expected: int,
+                    allow_subset: bool) -> None:
+    """A known data set's split must hold its published number of images, unless the user set
+    `data.params.allow_subset=true`: a copy that lost files would otherwise train and report
+    figures not comparable with the papers'. (`allow_subset` is a keyword of the data modules,
+    absent from conf/data/*.yaml so that the recipe, `data.params`, of past runs is unchanged;
+    Hydra therefore needs the `+` to add it on the command line.)"""
+    if found == expected or allow_subset:
+        return
+    state = "is incomplete" if found < expected else "holds extra images"
+    raise DataError(
+        f"{dataset} {split} split at {where} has {found:,} images; the full {dataset} {split} "
+        f"split has {expected:,}, so this copy {state}. Replace it with the complete data set, "
+        f"or set data.params.allow_subset=true (on the command line "
+        f"+data.params.allow_subset=true) to use these {found:,} images knowingly.")
+
+
+def check_allow_subset(allow_subset) -> bool:
+    if not isinstance(allow_subset, bool):
+        raise ConfigError(f"data.params.allow_subset={allow_subset!r} is not allowed; choose "
+                          f"true or false.")
+    return allow_subset
+
+
 class _IndexedTensors(torch.utils.data.Dataset):
     """Dataset whose item is a whole batch: `ds[idx_tensor] -> (images, labels)`."""
 
@@ -35,11 +59,14 @@ class TensorDataModule(pl.LightningDataModule):
     mean: tuple[float, ...]
     std: tuple[float, ...]
     default_augment: str = "none"
+    # the published size of each split ("train", "test"); None: not a known data set, unchecked
+    full_sizes: dict[str, int] | None = None
+    title: str = ""  # the data set's name in messages; default: the class name
 
     def __init__(self, root: str | Path, cache_dir: str | Path, batch_size: int = 128,
                  eval_batch_size: int = 1000, val_size: int = 5000, split_seed: int = 0,
                  augment: str | None = None, pad: int = 2, download: bool = True,
-                 num_workers: int = 0, shuffle_seed: int = 0):
+                 num_workers: int = 0, shuffle_seed: int = 0, allow_subset: bool = False):
         super().__init__()
         if augment is not None and augment not in AUGMENTATIONS:
             raise ConfigError(f"data.augment={augment!r} is not allowed; choose one of: "
@@ -54,13 +81,16 @@ class TensorDataModule(pl.LightningDataModule):
         self.pad = pad
         self.download = download
         self.shuffle_seed = shuffle_seed
+        self.allow_subset = check_allow_subset(allow_subset)
+        self._sources: dict[str, Path] = {}  # split -> the file or folder load_split read
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._aug_gen = torch.Generator()
         self._aug_epoch: int | None = None
 
     # -- subclasses ---------------------------------------------------------------------------
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(uint8 images (N, C, H, W), int64 labels (N,)) of the official train or test split."""
+        """(uint8 images (N, C, H, W), int64 labels (N,)) of the official train or test split;
+        records in `self._sources[split]` the file or folder it read, for error messages."""
         raise NotImplementedError
 
     # -- Lightning ------------------------------------------------------------------------------
@@ -82,17 +112,30 @@ class TensorDataModule(pl.LightningDataModule):
             self._data["test"] = self._checked(*self.load_split(train=False), "test")
 
     def _checked(self, images: torch.Tensor, labels: torch.Tensor, split: str):
+        where = self._sources.get(split, self.root)
+        if len(labels) == 0:
+            raise DataError(f"{type(self).__name__} {split} split at {where} holds no images: "
+                            f"point data.root at a complete copy of the data set.")
         if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(self.input_shape):
-            raise DataError(f"{type(self).__name__} {split} images have shape "
-                            f"{tuple(images.shape)} and dtype {images.dtype}; expected "
-                            f"(N, {', '.join(map(str, self.input_shape))}) uint8")
+            raise DataError(f"{type(self).__name__} {split} images read from {where} have "
+                            f"shape {tuple(images.shape)} and dtype {images.dtype}; expected "
+                            f"(N, {', '.join(map(str, self.input_shape))}) uint8: replace "
+                            f"them with the data set's own files.")
         if len(labels) != len(images) or int(labels.min()) < 0 or \
                 int(labels.max()) >= self.num_classes:
-            raise DataError(f"{type(self).__name__} {split} labels are inconsistent: "
-                            f"{len(labels)} labels for {len(images)} images, range "
+            raise DataError(f"{type(self).__name__} {split} labels read from {where} are "
+                            f"inconsistent: {len(labels)} labels for {len(images)} images, range "
                             f"[{int(labels.min())}, {int(labels.max())}] for "
-                            f"{self.num_classes} classes")
+                            f"{self.num_classes} classes: replace them with the data set's own "
+                            f"files.")
+        if self.full_sizes is not None:
+            check_full_size(self.dataset_name, split, where, len(labels), self.full_sizes[split],
+                            self.allow_subset)
         return images, labels.long()
+
+    @property
+    def dataset_name(self) -> str:
+        return self.title or type(self).__name__.removesuffix("DataModule")
 
     def _loader(self, split: str, indices: torch.Tensor, shuffle: bool) -> DataLoader:
         images, labels = self._data[split]

@@ -1,6 +1,8 @@
 """ImageNet (ILSVRC-2012) as ImageFolder `<root>/imagenet/{train,val}/<wnid>/*.JPEG`:
 resize 256, random 224 crop + flip for training, centre 224 crop for evaluation. The official
-val set is our test set; validation is carved from train with a seeded generator."""
+val set is our test set; validation is carved from train with a seeded generator. Subsets in
+the same layout (e.g. Imagewoof: `data.params.folder=imagewoof2-128`, `num_classes=10`) are
+read the same way."""
 
 from __future__ import annotations
 
@@ -11,11 +13,32 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
+from quantsurvey.data.base import check_allow_subset, check_full_size
 from quantsurvey.data.sampler import EpochBatchSampler
 from quantsurvey.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# the official imagewoof2 split: 10 dog classes of ImageNet, in ImageNet's layout and wnids
+IMAGEWOOF_WNIDS = frozenset({"n02086240", "n02087394", "n02088364", "n02089973", "n02093754",
+                             "n02096294", "n02099601", "n02105641", "n02111889", "n02115641"})
+FULL_SIZES = {"ImageNet": {"train": 1_281_167, "val": 50_000},
+              "Imagewoof": {"train": 9_025, "val": 3_929}}
+
+
+def known_dataset(classes: list[str]) -> str | None:
+    """Which known data set a folder with these class folders is, by its classes.
+
+    Imagewoof is recognised by its ten wnids. A 1000-class folder is taken to be full
+    ILSVRC-2012: a subset with all 1000 classes but fewer images cannot be told from it by
+    the folders, so it fails the count check and needs allow_subset. Any other class count is
+    a subset we do not know (Imagenette, the tests' tiny sets, ...): its size is not checked."""
+    if set(classes) == IMAGEWOOF_WNIDS:
+        return "Imagewoof"
+    if len(classes) == 1000:
+        return "ImageNet"
+    return None
 
 
 class ImageNetDataModule(pl.LightningDataModule):
@@ -25,9 +48,11 @@ class ImageNetDataModule(pl.LightningDataModule):
                  eval_batch_size: int = 256, val_size: int = 10000, split_seed: int = 0,
                  augment: str | None = None, pad: int = 0, download: bool = False,
                  num_workers: int = 8, shuffle_seed: int = 0, resize: int = 256,
-                 crop: int = 224, num_classes: int = 1000):
+                 crop: int = 224, num_classes: int = 1000, folder: str = "imagenet",
+                 allow_subset: bool = False):
         super().__init__()
-        self.root = Path(root).expanduser() / "imagenet"
+        self.root = Path(root).expanduser() / folder
+        self.allow_subset = check_allow_subset(allow_subset)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.shuffle_seed = val_size, split_seed, shuffle_seed
         self.num_workers = num_workers
@@ -55,6 +80,10 @@ class ImageNetDataModule(pl.LightningDataModule):
         if len(ds.classes) != self.num_classes:
             raise DataError(f"{path} has {len(ds.classes)} class folders; the model expects "
                             f"{self.num_classes} (set data.params.num_classes to match).")
+        known = known_dataset(ds.classes)
+        if known is not None:
+            check_full_size(known, split, path, len(ds), FULL_SIZES[known][split],
+                            self.allow_subset)
         return ds
 
     def setup(self, stage: str | None = None) -> None:

@@ -25,6 +25,7 @@ class SVHNDataModule(TensorDataModule):
     mean = (0.4377, 0.4438, 0.4728)
     std = (0.1980, 0.2010, 0.1970)
     default_augment = "none"
+    full_sizes = {"train": 73_257, "test": 26_032}
 
     def load_split(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         split = "train" if train else "test"
@@ -42,6 +43,7 @@ class SVHNDataModule(TensorDataModule):
                 raise DataError(f"SVHN could not be downloaded into {folder} "
                                 f"({type(err).__name__}: {err}); put {split}_32x32.mat there "
                                 f"by hand.") from None
+        self._sources[split] = path
         try:
             return read_svhn_mat(path)
         except Exception as err:

@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from quantsurvey.config import OptimConfig, SchedConfig
-from quantsurvey.errors import CheckpointError
+from quantsurvey.errors import CheckpointError, RunFailedError
 from quantsurvey.lit.optim import build_optimizer, build_scheduler, param_groups
 from quantsurvey.losses import get_loss
 from quantsurvey.methods import Method
@@ -41,10 +41,15 @@ class ClassifierModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _step(self, batch, split: str) -> torch.Tensor:
+    def _step(self, batch, split: str, batch_idx: int = 0) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
+        if not torch.isfinite(loss):
+            raise RunFailedError(
+                f"the {split} loss became {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step} (batch {batch_idx}); the run is stopped, marked failed and "
+                f"not reportable. Lower optim.lr (now {self.optim_cfg.lr}) or check the data.")
         self.acc[f"{split}_"].update(logits, y)
         if split == "test":
             self.test_topk.update(logits, y)
@@ -59,13 +64,13 @@ class ClassifierModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val")
+        self._step(batch, "val", batch_idx)
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "test")
+        self._step(batch, "test", batch_idx)
 
     def _log_accuracy(self, split: str) -> None:
         acc = 100.0 * self.acc[f"{split}_"].compute()

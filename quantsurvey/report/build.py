@@ -13,11 +13,14 @@ import argparse
 import csv
 import io
 import json
+import math
+import re
 import shutil
 import statistics
 import sys
 from collections import defaultdict
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -54,38 +57,330 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def collect(sources: list[Path], runs_dir: Path) -> list[Path]:
-    """Copy every finished run's summary.json under `sources` into
-    `runs_dir/<paper>/<setting>/<name>/seed=<seed>.json`, with its encoded model file
-    (`model.qsdc`, tens of kilobytes for the LeNets) beside it as `seed=<seed>.qsdc`."""
-    copied = []
-    for src in sources:
-        for path in sorted(Path(src).rglob("summary.json")):
-            s = json.loads(path.read_text())
-            if not s.get("report", True):  # an intermediate stage (e.g. prune1 of three)
-                continue
-            dest = runs_dir / s["paper"] / s["setting"] / s["name"] / f"seed={s['seed']}.json"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
-            if (path.parent / "model.qsdc").is_file():
-                shutil.copyfile(path.parent / "model.qsdc", dest.with_suffix(".qsdc"))
-            copied.append(dest)
-    return copied
+_REQUIRED: dict[str, type] = {"paper": str, "setting": str, "method": str, "model": str,
+                              "dataset": str, "name": str, "seed": int, "budget": str,
+                              "metrics": dict}
+_OPTIONAL: dict[str, type] = {"report": bool, "status": str, "config": dict, "git": dict,
+                              "hardware": dict, "compression": dict}
+# What makes two runs seeds of one recipe: these config entries must be equal (see recipe()).
+RECIPE_KEYS = ("method", "loss", "model", "optim", "sched", "trainer.max_epochs", "data.name",
+               "data.batch_size", "data.val_size", "data.split_seed", "data.augment", "data.pad",
+               "data.params", "compress", "init_from")
+_SHOW = 3  # differences / problems named in one message before "+N more"
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run summary's JSON, checked against the schema (summary_problem); ReportError naming
+    `path` otherwise."""
+    try:
+        s = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReportError(f"{path}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}: is not valid JSON ({err}); the file may be cut short"
+                          ) from None
+    problem = summary_problem(s)
+    if problem:
+        raise ReportError(f"{path}: {problem}")
+    return s
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", dict: "an object"}[kind]
+
+
+def summary_problem(s: Any) -> str | None:
+    """Why `s` is not a run summary (missing keys, wrong types, metrics that are not numbers),
+    or None."""
+    if not isinstance(s, dict):
+        return f"is not a run summary: a JSON {type(s).__name__}, not an object"
+    missing = [k for k in _REQUIRED if k not in s]
+    if missing:
+        return f"is not a run summary: it lacks {', '.join(missing)}"
+    for key, kind in (*_REQUIRED.items(), *_OPTIONAL.items()):
+        value = s.get(key)
+        if key in s and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            return f"{key} must be {_type_name(kind)}, not {json.dumps(value)[:40]}"
+    for key in ("paper", "setting", "name"):
+        if not s[key] or s[key] in (".", "..") or "/" in s[key] or "\\" in s[key]:
+            return f"{key} {s[key]!r} cannot name a folder"
+    for metric, value in s["metrics"].items():
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            return f"metric {metric} must be a number, not {json.dumps(value)[:40]}"
+    commit = s.get("git", {}).get("commit")
+    if commit is not None and not isinstance(commit, str):
+        return f"git.commit must be a string, not {json.dumps(commit)[:40]}"
+    return None
+
+
+def unreportable(s: dict[str, Any]) -> str | None:
+    """Why a (schema-valid) summary may never be reported: a failed run, or a metric that is not
+    a finite number; None if it may."""
+    if s.get("status") == "failed":
+        return "the run failed (status: failed); re-run it, or leave it out"
+    bad = [f"{k}={v}" for k, v in s["metrics"].items() if v is None or not math.isfinite(v)]
+    if bad:
+        return f"metric(s) not finite: {', '.join(bad[:_SHOW])}" + _more(bad)
+    if not s.get("report", True):
+        return "is an intermediate stage (report: false), not a reportable run"
+    return None
+
+
+def _more(items: list[Any]) -> str:
+    return f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
+
+
+def _dig(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree
+
+
+def recipe(s: dict[str, Any]) -> dict[str, Any]:
+    """The recipe fingerprint: the RECIPE_KEYS entries of the summary's resolved `config`
+    (None where absent), with `compress`'s null entries dropped (none left: None) and
+    `init_from` cut to its last 4 path parts, the run's own `seed=<seed>` written `seed=*`
+    (seed 1 starts from seed 1's previous stage, seed 2 from seed 2's)."""
+    cfg = s.get("config")
+    out = {key: _dig(cfg, key) for key in RECIPE_KEYS}
+    compress = out["compress"]
+    if isinstance(compress, dict):
+        out["compress"] = {k: v for k, v in compress.items() if v is not None} or None
+    init_from = out["init_from"]
+    if isinstance(init_from, str):
+        own = re.compile(rf"seed={re.escape(str(s.get('seed')))}(?=$|\.)")
+        out["init_from"] = "/".join(own.sub("seed=*", part)
+                                    for part in PurePosixPath(init_from).parts[-4:])
+    return out
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; an empty object counts as absent (None)."""
+    if isinstance(tree, dict) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: None if tree == {} else tree}
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys whose values differ, in a's order then b's."""
+    return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return format(value, ".4g")
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _commit(s: dict[str, Any]) -> str:
+    return (s.get("git", {}).get("commit") or "unknown")[:12]
+
+
+def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """A short, readable diff of two summaries of one destination: seed, budget, recipe keys,
+    metrics and git commit that differ (`old -> new`)."""
+    parts = [f"{k} {_show(old.get(k))} -> {_show(new.get(k))}" for k in ("seed", "budget")
+             if old.get(k) != new.get(k)]
+    a, b = _flat(recipe(old)), _flat(recipe(new))
+    keys = _differences(a, b)
+    parts += [f"{k} {_show(a.get(k))} -> {_show(b.get(k))}" for k in keys[:_SHOW]]
+    if len(keys) > _SHOW:
+        parts.append(f"+{len(keys) - _SHOW} more recipe keys")
+    keys = _differences(old["metrics"], new["metrics"])
+    parts += [f"{k} {_show(old['metrics'].get(k))} -> {_show(new['metrics'].get(k))}"
+              for k in keys[:_SHOW]]
+    if len(keys) > _SHOW:
+        parts.append(f"+{len(keys) - _SHOW} more metrics")
+    if _commit(old) != _commit(new):
+        parts.append(f"git commit {_commit(old)} -> {_commit(new)}")
+    if not parts:
+        others = _differences(old, new)
+        parts.append(f"other fields differ: {', '.join(others[:_SHOW])}{_more(others)}")
+    return "; ".join(parts)
+
+
+def _summary_label(s: dict[str, Any]) -> str:
+    return f"{s['paper']}/{s['setting']}/{s['name']}/seed={s['seed']}"
+
+
+def check_groups(summaries: list[dict[str, Any]], labels: list[str] | None = None) -> None:
+    """Seeds share a row only when they are seeds of one recipe: the summaries of one
+    (paper, setting, method, budget) must have the same dataset, model and recipe(); ReportError
+    naming two of them (`labels`, e.g. their files) and the first difference otherwise."""
+    labels = labels or [_summary_label(s) for s in summaries]
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, s in enumerate(summaries):
+        groups[(s["paper"], s["setting"], s["method"], _budget_label(s))].append(i)
+    for (paper, setting, method, budget), members in groups.items():
+        first = summaries[members[0]]
+        base = _flat(recipe(first))
+        for i in members[1:]:
+            s = summaries[i]
+            diff = [k for k in ("dataset", "model") if s[k] != first[k]]
+            if diff:
+                key, a, b = diff[0], first[diff[0]], s[diff[0]]
+            else:
+                other = _flat(recipe(s))
+                diff = _differences(base, other)
+                if not diff:
+                    continue
+                key, a, b = f"config {diff[0]}", base.get(diff[0]), other.get(diff[0])
+            raise ReportError(
+                f"{labels[members[0]]} and {labels[i]} would be seeds of one row ({paper} / "
+                f"{setting} / {method}, budget {budget}) but differ in {key} ({_show(a)} vs "
+                f"{_show(b)}); give the odd run its own budget label, or remove it")
+
+
+def load_runs(runs_dir: Path, skip: set[Path] = frozenset()) -> dict[Path, dict[str, Any]]:
+    """Every summary under `runs_dir` (but `skip`), by file, checked: the schema
+    (summary_problem) and reportability (unreportable)."""
+    runs = {}
+    for path in sorted(runs_dir.rglob("*.json")):
+        if path in skip:
+            continue
+        s = read_summary(path)
+        problem = unreportable(s)
+        if problem:
+            raise ReportError(f"{path}: {problem}; delete it or re-collect the run")
+        runs[path] = s
+    return runs
 
 
 def load_summaries(runs_dir: Path) -> list[dict[str, Any]]:
-    summaries = []
-    for path in sorted(runs_dir.rglob("*.json")):
+    return list(load_runs(runs_dir).values())
+
+
+@dataclass
+class Collection:
+    """What `--collect` will do: the runs to write (source summary.json -> destination), those
+    already there unchanged, and every summary the table is built from afterwards."""
+
+    write: dict[Path, Path] = field(default_factory=dict)  # destination -> source summary.json
+    replaced: set[Path] = field(default_factory=set)  # destinations that exist and differ
+    unchanged: int = 0
+    skipped: int = 0  # intermediate stages (report: false)
+    runs: dict[Path, dict[str, Any]] = field(default_factory=dict)  # the table's summaries
+    labels: dict[Path, str] = field(default_factory=dict)  # how messages name runs[path]
+
+    def apply(self) -> list[Path]:
+        """Copy the runs (summary, and its model.qsdc beside it); drop a replaced run's stale
+        model.qsdc where the new run has none."""
+        for dest, src in sorted(self.write.items()):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            model = src.parent / "model.qsdc"
+            if model.is_file():
+                shutil.copyfile(model, dest.with_suffix(".qsdc"))
+            else:
+                dest.with_suffix(".qsdc").unlink(missing_ok=True)
+        return sorted(self.write)
+
+
+def _model(summary: Path) -> bytes | None:
+    """The encoded model file beside a run's summary.json, if any."""
+    model = summary.parent / "model.qsdc"
+    return model.read_bytes() if model.is_file() else None
+
+
+def _same_model(src: Path, dest: Path) -> bool:
+    """The run at `src` brings no model file, or the same one as `dest` has beside it."""
+    model, old = _model(src), dest.with_suffix(".qsdc")
+    return model is None or (old.is_file() and old.read_bytes() == model)
+
+
+def _refuse(problems: list[str], what: str) -> ReportError:
+    return ReportError(f"{what}: " + " | ".join(problems[:_SHOW]) + _more(problems)
+                       + "; nothing was collected")
+
+
+def plan_collect(sources: list[Path], runs_dir: Path, replace: bool = False) -> Collection:
+    """Check every summary.json under `sources`, and the runs they join, before anything is
+    written: a bad summary, a run that would silently replace a different one at its
+    destination (`results/runs/<paper>/<setting>/<name>/seed=<seed>.json`; allowed with
+    `replace`), or seeds of different recipes in one row raise ReportError, naming the files."""
+    plan = Collection()
+    found: dict[Path, None] = {}
+    missing = []
+    for src in sources:
+        if not src.is_dir():
+            missing.append(f"{src} {'is not a folder' if src.exists() else 'does not exist'}")
+            continue
+        files = sorted(src.rglob("summary.json"))
+        if not files:
+            missing.append(f"{src} holds no summary.json (no finished run under it)")
+        found.update((f.resolve(), None) for f in files)
+    if missing:
+        raise ReportError("--collect: " + "; ".join(missing))
+    problems: list[str] = []
+    new: dict[Path, tuple[Path, dict[str, Any]]] = {}
+    for path in found:
         try:
-            s = json.loads(path.read_text())
-            missing = [k for k in (*_IDENTITY, "seed", "budget", "metrics") if k not in s]
-        except json.JSONDecodeError as err:
-            raise ReportError(f"{path} is not valid JSON ({err}); delete or re-collect it."
-                              ) from None
-        if missing:
-            raise ReportError(f"{path} is not a run summary: it lacks {', '.join(missing)}.")
-        summaries.append(s)
-    return summaries
+            s = read_summary(path)
+        except ReportError as err:
+            problems.append(str(err))
+            continue
+        if not s.get("report", True):  # an intermediate stage (e.g. prune1 of three)
+            plan.skipped += 1
+            continue
+        problem = unreportable(s)
+        if problem:
+            problems.append(f"{path}: {problem}")
+            continue
+        dest = runs_dir / s["paper"] / s["setting"] / s["name"] / f"seed={s['seed']}.json"
+        if dest in new:
+            other, first = new[dest]
+            if first != s or _model(other) != _model(path):
+                why = describe_difference(first, s) if first != s else "model.qsdc differs"
+                problems.append(f"{other} and {path} are both {_summary_label(s)} but differ "
+                                f"({why})")
+            continue
+        new[dest] = (path, s)
+        if dest.exists():
+            try:
+                old = read_summary(dest)
+            except ReportError as err:
+                if not replace:
+                    problems.append(f"{err}; it would be replaced by {path} (pass --replace)")
+                    continue
+                old = None
+            if old == s and _same_model(path, dest):
+                plan.unchanged += 1
+                continue
+            if not replace:
+                why = "model.qsdc differs" if old == s else describe_difference(old, s)
+                problems.append(f"{dest} already holds a different run than {path} ({why}); "
+                                "pass --replace to overwrite it")
+                continue
+            plan.replaced.add(dest)
+        plan.write[dest] = path
+    if problems:
+        raise _refuse(problems, "refusing to collect")
+    if runs_dir.is_dir():
+        plan.runs = load_runs(runs_dir, skip=set(plan.write))
+        plan.labels = {p: str(p) for p in plan.runs}
+    for dest, src in plan.write.items():
+        plan.runs[dest] = new[dest][1]
+        plan.labels[dest] = str(src)
+    plan.runs = dict(sorted(plan.runs.items()))  # the order load_runs reads them in afterwards
+    try:
+        check_groups(list(plan.runs.values()), [plan.labels[p] for p in plan.runs])
+    except ReportError as err:
+        raise ReportError(f"{err}; nothing was collected" if plan.write else str(err)) from None
+    return plan
+
+
+def collect(sources: list[Path], runs_dir: Path, replace: bool = False) -> list[Path]:
+    """Copy every finished run's summary.json under `sources` into
+    `runs_dir/<paper>/<setting>/<name>/seed=<seed>.json`, with its encoded model file
+    (`model.qsdc`, tens of kilobytes for the LeNets) beside it as `seed=<seed>.qsdc`; all or
+    nothing (plan_collect). Returns the files written."""
+    return plan_collect(sources, runs_dir, replace).apply()
 
 
 def load_reported(experiments_dir: Path) -> list[dict[str, Any]]:
@@ -124,9 +419,11 @@ def _budget_label(summary: dict[str, Any]) -> str:
 
 def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
                ) -> list[dict[str, str]]:
-    """One row per (paper, setting, method, metric[, budget]); ours = mean (std) over seeds."""
+    """One row per (paper, setting, method, metric[, budget]); ours = mean (std) over seeds,
+    which must be seeds of one recipe (check_groups)."""
+    check_groups(summaries)
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for s in summaries:
+    for s in summaries:  # check_groups: one model and dataset per (paper, setting, method, budget)
         groups[(*(s[k] for k in _IDENTITY), _budget_label(s))].append(s)
     ours: dict[tuple, list[dict[str, str]]] = defaultdict(list)
     for (*ident, budget), runs in sorted(groups.items()):
@@ -145,7 +442,10 @@ def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
                 "commit": ";".join(commits)})
     rows = []
     reported_by_key = {(*(r[k] for k in _IDENTITY), r["metric"]): r["reported"] for r in reported}
-    keys = sorted(set(reported_by_key) | set(ours), key=lambda k: (*k[:3], METRICS.index(k[5])))
+    # model and dataset break ties (a paper's row and ours of another model name): set order
+    # alone would depend on the string hash seed
+    keys = sorted(set(reported_by_key) | set(ours),
+                  key=lambda k: (*k[:3], METRICS.index(k[5]), k[3], k[4]))
     for key in keys:
         base = dict(zip((*_IDENTITY, "metric"), key, strict=True))
         rep = _fmt(reported_by_key.get(key))
@@ -273,11 +573,10 @@ def render_accounting(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
-    summaries = load_summaries(results_dir / "runs")
-    rows = build_rows(summaries, load_reported(experiments_dir))
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "results.csv").write_text(render_csv(rows))
+def render(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
+           ) -> tuple[list[dict[str, str]], str, str]:
+    """The table's rows, results.csv and README.md."""
+    rows = build_rows(summaries, reported)
     tables = render_layer_tables([s for s in summaries if s["method"] != ACCOUNTING])
     text = render_markdown(rows)
     if tables:
@@ -285,7 +584,21 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     accounting = render_accounting(summaries)
     if accounting:
         text += "\n" + accounting
-    (results_dir / "README.md").write_text(text)
+    return rows, render_csv(rows), text
+
+
+def _write(results_dir: Path, csv_text: str, readme: str) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "results.csv").write_text(csv_text)
+    (results_dir / "README.md").write_text(readme)
+
+
+def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
+    runs = load_runs(results_dir / "runs")
+    summaries = list(runs.values())
+    check_groups(summaries, [str(p) for p in runs])  # names the files
+    rows, csv_text, readme = render(summaries, load_reported(experiments_dir))
+    _write(results_dir, csv_text, readme)
     return rows
 
 
@@ -293,18 +606,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="quantsurvey-report", description=__doc__.split("\n")[0])
     parser.add_argument("--collect", nargs="*", type=Path, default=[], metavar="RUN_DIR",
                         help="first copy the summary.json of every run under these folders "
-                             "into <results>/runs/")
+                             "into <results>/runs/ (all or nothing: every summary is checked "
+                             "first)")
+    parser.add_argument("--replace", action="store_true",
+                        help="let --collect overwrite a different run already collected at the "
+                             "same <paper>/<setting>/<name>/seed=<seed>.json")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--experiments", type=Path, default=REPO_ROOT / "experiments")
     args = parser.parse_args(argv)
     try:
-        copied = collect(args.collect, args.results / "runs")
-        rows = build(args.results, args.experiments)
+        plan = plan_collect(args.collect, args.results / "runs", args.replace)
+        rows, csv_text, readme = render(list(plan.runs.values()), load_reported(args.experiments))
+        copied = plan.apply()  # nothing is written before every check has passed
+        _write(args.results, csv_text, readme)
     except QuantsurveyError as err:
         print(f"quantsurvey-report: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    print(f"collected {len(copied)} summaries; wrote {len(rows)} rows to "
-          f"{args.results / 'results.csv'} and {args.results / 'README.md'}")
+    extra = [f"{n} {what}" for n, what in ((len(plan.replaced), "replaced"),
+                                          (plan.unchanged, "already there, unchanged"),
+                                          (plan.skipped, "intermediate stages skipped")) if n]
+    print(f"collected {len(copied)} summaries" + (f" ({'; '.join(extra)})" if extra else "")
+          + f"; wrote {len(rows)} rows to {args.results / 'results.csv'} and "
+          f"{args.results / 'README.md'}")
 
 
 if __name__ == "__main__":

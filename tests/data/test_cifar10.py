@@ -1,12 +1,16 @@
 """CIFAR-10 from the pickled batches or an ImageFolder copy, cached as a uint8 tensor."""
 
+import errno
+import os
 import pickle
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import quantsurvey.data.cache as cache
 import quantsurvey.data.cifar10 as cifar
 from quantsurvey.data.cifar10 import CIFAR10_CLASSES, CIFAR10DataModule
 from quantsurvey.errors import DataError
@@ -27,8 +31,11 @@ def write_image_folder(root, per_class=3, seed=0):
     return arrays
 
 
-def _dm(root, cache, **kw):
-    return CIFAR10DataModule(root, cache, download=False, val_size=kw.pop("val_size", 5), **kw)
+def _dm(root, cache_dir, **kw):
+    """A data module on the tiny copies of these tests: subsets, accepted knowingly."""
+    kw.setdefault("allow_subset", True)
+    return CIFAR10DataModule(root, cache_dir, download=False, val_size=kw.pop("val_size", 5),
+                             **kw)
 
 
 def test_image_folder_decodes_losslessly_in_label_order(tmp_path):
@@ -80,6 +87,109 @@ def test_wrong_class_folders_are_a_clear_error(tmp_path):
     (tmp_path / "cifar10" / "train" / "truck").rename(tmp_path / "cifar10" / "train" / "lorry")
     with pytest.raises(DataError, match="class folders"):
         _dm(tmp_path, tmp_path / "c").setup()
+
+
+def test_truncated_png_names_the_file(tmp_path):
+    write_image_folder(tmp_path)
+    path = tmp_path / "cifar10" / "train" / "dog" / "dog_1.png"
+    path.write_bytes(path.read_bytes()[:1500])
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path / "cache").setup()
+    msg = str(info.value)
+    assert str(path) in msg and "replace it" in msg
+    assert not list((tmp_path / "cache").glob("*.pt"))
+
+
+def test_image_of_another_size_names_the_file(tmp_path):
+    write_image_folder(tmp_path)
+    path = tmp_path / "cifar10" / "test" / "ship" / "ship_2.png"
+    Image.fromarray(np.zeros((30, 32, 3), dtype=np.uint8)).save(path)
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path / "cache").setup()
+    assert str(path) in str(info.value) and "32x30" in str(info.value)
+
+
+def test_damaged_pickled_batch_names_the_file(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": np.zeros((2, 3072), dtype=np.uint8), "labels": [0, 1]}, f)
+    (folder / "data_batch_3").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path / "c").setup()
+    assert str(folder / "data_batch_3") in str(info.value)
+
+
+def _assert_blames_the_cache(info, cache_dir):
+    msg = str(info.value)
+    assert str(cache_dir) in msg and "paths.cache_dir=" in msg
+    assert "damaged" not in msg and "replace" not in msg.lower()
+
+
+def test_read_only_cache_dir_is_blamed_not_the_data(tmp_path, monkeypatch):
+    """A cache folder without write permission (chmod 0o500). Tests may run as root, where
+    chmod does not stop writes: then the refusal is simulated by monkeypatching the cache's
+    temp-file creation (tempfile.mkstemp in that folder) to raise PermissionError(EACCES)."""
+    write_image_folder(tmp_path)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    cache_dir.chmod(0o500)
+    try:
+        probe = cache_dir / "probe"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+            real_mkstemp = tempfile.mkstemp
+
+            def refuse(*args, dir=None, **kwargs):
+                if dir is not None and os.path.samefile(dir, cache_dir):
+                    raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+                return real_mkstemp(*args, dir=dir, **kwargs)
+
+            monkeypatch.setattr(cache.tempfile, "mkstemp", refuse)
+        except PermissionError:
+            pass  # not root: the chmod itself refuses the write
+        with pytest.raises(DataError) as info:
+            _dm(tmp_path, cache_dir).setup()
+    finally:
+        cache_dir.chmod(0o700)
+    _assert_blames_the_cache(info, cache_dir)
+    assert "not writable" in str(info.value)
+
+
+@pytest.mark.parametrize("code, says", [(errno.EROFS, "read-only file system"),
+                                        (errno.EPERM, "not writable"),
+                                        (errno.ENOSPC, "Free at least"),
+                                        (errno.EDQUOT, "Free at least")])
+def test_unwritable_or_full_cache_is_blamed_not_the_data(tmp_path, monkeypatch, code, says):
+    """A read-only file system or a full disk cannot be made in a test: torch.save, which
+    writes the cache file, is monkeypatched to raise that OSError; the half-written temp file
+    must be gone afterwards."""
+    write_image_folder(tmp_path)
+
+    def fail(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(cache.torch, "save", fail)
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path / "cache").setup()
+    _assert_blames_the_cache(info, tmp_path / "cache")
+    assert says in str(info.value)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_subset_of_ten_per_class_is_refused_with_counts_unless_allowed(tmp_path):
+    write_image_folder(tmp_path, per_class=10)
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path / "cache", allow_subset=False).setup()
+    msg = str(info.value)
+    assert str(tmp_path / "cifar10" / "train") in msg
+    assert "100 images" in msg and "50,000" in msg and "data.params.allow_subset=true" in msg
+    dm = _dm(tmp_path, tmp_path / "cache", allow_subset=True)
+    dm.setup()
+    assert dm.split_sizes() == {"train": 95, "val": 5, "test": 100}
 
 
 @pytest.mark.data

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from quantsurvey.config import validate_config
+from quantsurvey.data import create_datamodule
 from quantsurvey.data.mnist import MNIST_FILES, MNISTDataModule
-from quantsurvey.errors import DataError
-from tests.conftest import need_shared
+from quantsurvey.errors import ConfigError, DataError
+from tests.conftest import compose_cfg, need_shared
 
 
 def write_idx(root, n_train=60, n_test=20, seed=0):
@@ -28,7 +30,9 @@ def write_idx(root, n_train=60, n_test=20, seed=0):
 
 
 def _dm(root, tmp_path, **kw):
+    """A data module on the tiny files of `write_idx`: a subset, accepted knowingly."""
     kw.setdefault("val_size", 10)
+    kw.setdefault("allow_subset", True)
     return MNISTDataModule(root, tmp_path / "cache", download=False, **kw)
 
 
@@ -79,10 +83,71 @@ def test_truncated_file_is_a_clear_error(tmp_path):
         _dm(tmp_path, tmp_path).setup()
 
 
+@pytest.mark.parametrize("name", MNIST_FILES)
+def test_wrong_magic_number_names_the_damaged_file(tmp_path, name):
+    write_idx(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / name
+    path.write_bytes(struct.pack(">I", 0x12345678) + path.read_bytes()[4:])
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path).setup()
+    msg = str(info.value)
+    assert str(path) in msg and "magic number" in msg and "Replace" in msg
+    assert "AssertionError" not in msg
+    assert all(other not in msg for other in MNIST_FILES if other != name)
+
+
+def test_gzipped_file_says_to_decompress(tmp_path):
+    import gzip
+
+    write_idx(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    with pytest.raises(DataError, match="gunzip") as info:
+        _dm(tmp_path, tmp_path).setup()
+    assert str(path) in str(info.value)
+
+
+def test_image_and_label_counts_must_agree(tmp_path):
+    write_idx(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    labels = raw / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(struct.pack(">II", 2049, 19) + labels.read_bytes()[8:27])
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path).setup()
+    assert str(labels) in str(info.value) and str(raw / "t10k-images-idx3-ubyte") in \
+        str(info.value)
+
+
+def test_subset_is_refused_with_counts_unless_allowed(tmp_path):
+    write_idx(tmp_path)
+    with pytest.raises(DataError) as info:
+        _dm(tmp_path, tmp_path, allow_subset=False).setup()
+    msg = str(info.value)
+    assert str(tmp_path / "MNIST" / "raw") in msg
+    assert "60 images" in msg and "60,000" in msg and "data.params.allow_subset=true" in msg
+    dm = _dm(tmp_path, tmp_path, allow_subset=True)
+    dm.setup()
+    assert dm.split_sizes() == {"train": 50, "val": 10, "test": 20}
+
+
+def test_allow_subset_comes_through_data_params(tmp_path):
+    write_idx(tmp_path)
+    rc = validate_config(compose_cfg([
+        "data=mnist", f"paths.data_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'c'}",
+        "data.download=false", "data.val_size=10", "+data.params.allow_subset=true"]))
+    dm = create_datamodule(rc.data.name, root=rc.data.root, cache_dir=rc.paths.cache_dir,
+                           val_size=rc.data.val_size, download=rc.data.download,
+                           **rc.data.params)
+    dm.setup()
+    assert dm.allow_subset is True and dm.split_sizes()["test"] == 20
+    with pytest.raises(ConfigError, match="allow_subset"):
+        create_datamodule("mnist", root=tmp_path, cache_dir=tmp_path, allow_subset="yes")
+
+
 @pytest.mark.data
 def test_real_mnist(tmp_path):
     root = need_shared("MNIST", "raw")
-    dm = MNISTDataModule(root, tmp_path, download=False)
+    dm = MNISTDataModule(root, tmp_path, download=False)  # allow_subset=False: full counts
     dm.setup()
     assert dm.split_sizes() == {"train": 55_000, "val": 5_000, "test": 10_000}
     images, labels = dm._data["train"]

@@ -6,10 +6,11 @@ import scipy.io
 import torch
 from PIL import Image
 
-from quantsurvey.data.imagenet import ImageNetDataModule
+from quantsurvey.data.imagenet import IMAGEWOOF_WNIDS, ImageNetDataModule
 from quantsurvey.data.svhn import SVHNDataModule
 from quantsurvey.data.synthetic import SyntheticDataModule
 from quantsurvey.errors import DataError
+from tests.conftest import need_shared
 
 
 def test_svhn_mat_layout_and_label_ten_is_zero(tmp_path):
@@ -22,7 +23,11 @@ def test_svhn_mat_layout_and_label_ten_is_zero(tmp_path):
         scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
         if split == "train":
             x_train = x
-    dm = SVHNDataModule(tmp_path, tmp_path / "c", val_size=2, download=False)
+    with pytest.raises(DataError) as info:
+        SVHNDataModule(tmp_path, tmp_path / "c", val_size=2, download=False).setup()
+    assert str(folder / "train_32x32.mat") in str(info.value)
+    assert "12 images" in str(info.value) and "73,257" in str(info.value)
+    dm = SVHNDataModule(tmp_path, tmp_path / "c", val_size=2, download=False, allow_subset=True)
     dm.setup()
     images, labels = dm._data["train"]
     assert labels[:3].tolist() == [0, 1, 2]
@@ -39,16 +44,17 @@ def test_svhn_missing_and_corrupt_files(tmp_path):
         SVHNDataModule(tmp_path, tmp_path, download=False).setup()
 
 
-def write_imagenet(root, classes=3, per_class=4):
+def write_imagenet(root, classes=3, per_class=4, wnids=None, folder="imagenet"):
     rng = np.random.default_rng(0)
+    wnids = wnids or [f"n0000000{c}" for c in range(classes)]
     for split in ("train", "val"):
-        for c in range(classes):
-            folder = root / "imagenet" / split / f"n0000000{c}"
-            folder.mkdir(parents=True)
+        for wnid in wnids:
+            folder_ = root / folder / split / wnid
+            folder_.mkdir(parents=True)
             for i in range(per_class):
                 size = (rng.integers(240, 320), rng.integers(240, 320), 3)
                 Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(
-                    folder / f"img_{i}.JPEG", format="JPEG")
+                    folder_ / f"img_{i}.JPEG", format="JPEG")
 
 
 def test_imagenet_folder_resize_256_crop_224(tmp_path):
@@ -69,6 +75,30 @@ def test_imagenet_missing_or_wrong_class_count(tmp_path):
     write_imagenet(tmp_path)
     with pytest.raises(DataError, match="3 class folders; the model expects 1000"):
         ImageNetDataModule(tmp_path, tmp_path, val_size=2).setup()
+
+
+def test_imagewoof_subset_is_refused_with_counts_unless_allowed(tmp_path):
+    """Imagewoof is known by its ten wnids (whatever its folder is called): its splits must
+    hold the official 9,025 / 3,929 images. Tiny sets of other classes are not checked (above)."""
+    write_imagenet(tmp_path, per_class=1, wnids=sorted(IMAGEWOOF_WNIDS), folder="woof")
+    kw = dict(val_size=2, num_workers=0, num_classes=10, folder="woof")
+    with pytest.raises(DataError) as info:
+        ImageNetDataModule(tmp_path, tmp_path, **kw).setup()
+    msg = str(info.value)
+    assert str(tmp_path / "woof" / "train") in msg and "Imagewoof" in msg
+    assert "10 images" in msg and "9,025" in msg and "data.params.allow_subset=true" in msg
+    dm = ImageNetDataModule(tmp_path, tmp_path, allow_subset=True, **kw)
+    dm.setup()
+    assert dm.split_sizes() == {"train": 8, "val": 2, "test": 10}
+
+
+@pytest.mark.data
+def test_real_imagewoof_has_its_full_counts(tmp_path):
+    root = need_shared("imagewoof2-128")
+    dm = ImageNetDataModule(root, tmp_path, val_size=500, num_workers=0, num_classes=10,
+                            folder="imagewoof2-128", resize=128, crop=112)
+    dm.setup()  # allow_subset=False: the 9,025 / 3,929 check passes
+    assert dm.split_sizes() == {"train": 8_525, "val": 500, "test": 3_929}
 
 
 def test_synthetic_is_deterministic_and_learnable_shape(tmp_path):

@@ -99,9 +99,13 @@ def test_corrupt_summary_exits_with_a_message(tmp_path):
 
 
 def test_collect_ignores_unfinished_runs(tmp_path):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.yaml").write_text("x: 1")
-    assert collect([tmp_path], tmp_path / "runs") == []
+    (tmp_path / "out" / "run").mkdir(parents=True)
+    (tmp_path / "out" / "run" / "config.yaml").write_text("x: 1")
+    with pytest.raises(ReportError, match="holds no summary.json"):  # nothing finished at all
+        collect([tmp_path / "out"], tmp_path / "runs")
+    (tmp_path / "out" / "done").mkdir()
+    (tmp_path / "out" / "done" / "summary.json").write_text(json.dumps(_summary(0, 1.0)))
+    assert [p.name for p in collect([tmp_path / "out"], tmp_path / "runs")] == ["seed=0.json"]
 
 
 def test_per_layer_tables_average_the_seeds():
