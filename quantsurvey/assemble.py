@@ -20,16 +20,28 @@ from quantsurvey.nn.quant import architecture_params
 from quantsurvey.provenance import hardware, package_versions
 
 
-def build_datamodule(rc: RunConfig) -> pl.LightningDataModule:
-    """The run's data, set up (missing or corrupt data fails here, before anything is written)."""
+def build_datamodule(rc: RunConfig, setup: bool = True) -> pl.LightningDataModule:
+    """The run's data, set up (missing or corrupt data fails here, before anything is written);
+    `setup=False`: only what the data set declares (classes, input shape), nothing read."""
     dm = create_datamodule(
         rc.data.name, root=rc.data.root, cache_dir=rc.paths.cache_dir,
         batch_size=rc.data.batch_size, eval_batch_size=rc.data.eval_batch_size,
         val_size=rc.data.val_size, split_seed=rc.data.split_seed, augment=rc.data.augment,
         pad=rc.data.pad, download=rc.data.download, num_workers=rc.data.num_workers,
         shuffle_seed=rc.seed, **rc.data.params)
-    dm.setup("fit")
+    if setup:
+        dm.setup("fit")
     return dm
+
+
+def check_stage(rc: RunConfig) -> None:
+    """What can be checked without data or training: the model builds, and every method's
+    config applies to it (a pipeline runs this for all its stages before the first trains)."""
+    dm = build_datamodule(rc, setup=False)
+    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
+                         **rc.model.params)
+    for method in build_methods(rc.compress):
+        method.check(model)
 
 
 def model_info(rc: RunConfig, dm: pl.LightningDataModule) -> dict[str, Any]:

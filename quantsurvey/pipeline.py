@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from quantsurvey.assemble import check_stage
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.errors import ConfigError
 from quantsurvey.evaluate import evaluate
@@ -54,9 +55,15 @@ def stage_configs(cfg: DictConfig) -> list[tuple[str, DictConfig, RunConfig]]:
 
 def run_pipeline(cfg: DictConfig, train_fn=None) -> dict[str, dict[str, float]]:
     """Run every stage in order; returns {stage: final metrics}."""
+    stages = stage_configs(cfg)
+    for name, _, rc in stages:  # a typo in the last stage fails before the first trains
+        try:
+            check_stage(rc)
+        except ConfigError as err:
+            raise ConfigError(f"pipeline stage {name!r}: {err}") from None
     dirs: dict[str, Path] = {}
     results = {}
-    for name, merged, rc in stage_configs(cfg):
+    for name, merged, rc in stages:
         if rc.init_from in dirs:
             merged = OmegaConf.merge(merged, {"init_from": str(dirs[rc.init_from])})
         dirs[name] = stage_dir(rc)

@@ -4,6 +4,7 @@ A method is one module in this package that subclasses `Method` and registers it
 `@register_method`: a name (the key under `compress:`), a frozen config dataclass (validated in
 its `__post_init__`, raising ValueError; the key is named here), and hooks that the run calls:
 
+- `check(model)`: fail early if the config cannot apply to this model (layer names, shapes);
 - `before_training(model, ctx)`: attach transforms / quantizers, prune, cluster …; returns the
   information recorded in the summary under `compression`;
 - while training (only those it overrides run): `regularizer(model)` added to the loss,
@@ -53,6 +54,11 @@ class Method:
 
     def __init__(self, config: Any):
         self.config = config
+
+    def check(self, model: nn.Module) -> None:
+        """Fail (ConfigError) if this config cannot apply to `model` (e.g. a layer it does not
+        have); cheap, run for every stage of a pipeline before the first one trains."""
+        return None
 
     def before_training(self, model: nn.Module, ctx: StageContext) -> dict[str, Any]:
         return {}

@@ -25,6 +25,9 @@ class DeepCompressionEncoding(Method):
     Config = EncodeConfig
     requires = ("share",)
 
+    def check(self, model: nn.Module) -> None:
+        resolve_per_layer(model, self.config.index_bits, "compress.encode.index_bits")
+
     def after_training(self, model: nn.Module, ctx: StageContext
                        ) -> tuple[nn.Module, dict[str, Any], dict[str, float]]:
         index_bits = resolve_per_layer(model, self.config.index_bits, "compress.encode.index_bits")

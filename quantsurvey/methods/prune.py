@@ -10,6 +10,7 @@ from torch import nn
 
 from quantsurvey.compress.pruning import PruningConfig
 from quantsurvey.methods.base import Method, StageContext, register_method
+from quantsurvey.nn.layers import resolve_per_layer
 from quantsurvey.nn.masking import adjust_dropout, prune_by_magnitude
 
 
@@ -17,6 +18,10 @@ from quantsurvey.nn.masking import adjust_dropout, prune_by_magnitude
 class MagnitudePruning(Method):
     name = "prune"
     Config = PruningConfig
+
+    def check(self, model: nn.Module) -> None:
+        resolve_per_layer(model, self.config.quality, "compress.prune.quality")
+        resolve_per_layer(model, self.config.kept, "compress.prune.kept")
 
     def before_training(self, model: nn.Module, ctx: StageContext) -> dict[str, Any]:
         masks = prune_by_magnitude(model, self.config.quality, self.config.kept)
