@@ -34,7 +34,7 @@ NOT_RECIPE = ("seed", "resume", "name", "tags", "report", "budget", "paths", "lo
 def _parse(args: list[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    wanted = [a for a in args if "=" in a and not a.startswith("-")]
+    wanted = [a for a in args if ("=" in a or a.startswith("~")) and not a.startswith("-")]
     try:
         return OverridesParser.create().parse_overrides(wanted)
     except Exception:  # Hydra reports its own grammar errors
@@ -76,16 +76,24 @@ def _stage_key(key: str) -> str:
 
 
 def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
-    """What the command line's overrides mean for the recipe (see the module docstring)."""
+    """What the command line's overrides mean for the recipe (see the module docstring).
+
+    A top-level recipe change is excused only by a top-level `budget=…` (which then labels
+    every stage); a change to `pipeline.<stage>.…` only by that stage's budget or the top-level
+    one, and it makes that stage (unless it names its own budget) and the stages after it
+    unreportable. Choosing another
+    data / model / optim / sched / trainer / callbacks group changes the recipe; dropping a
+    whole stage (`~pipeline.<stage>`) does not."""
     parsed = _parse(overrides)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # not in struct mode
     keys = [o.key_or_group for o in parsed if not o.key_or_group.startswith("hydra")]
-    stages = OmegaConf.to_container(cfg, resolve=False).get("pipeline") or {}
+    stages = cfg.get("pipeline") or OmegaConf.create({})
+    order = list(stages)
     clashes = []
     for key in keys:
-        if key.startswith("pipeline") or key in GROUPS:
+        if key.startswith("pipeline") or key in GROUPS or key == "budget":
             continue
-        setters = [s for s, over in stages.items()
+        setters = [s for s, over in OmegaConf.to_container(stages).items()
                    if any(_matches(k, (key,)) or _matches(key, (k,)) for k in _flat_keys(over))]
         if setters:
             clashes.append((key, setters))
@@ -95,20 +103,41 @@ def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             f"{key} is set by pipeline stage(s) {', '.join(setters)} themselves, so a top-level "
             f"{key}=… would not reach them; override it per stage: "
             + " ".join(f"pipeline.{s}.{key}=…" for s in setters) + ".")
-    dropped_stages = {o.key_or_group for o in parsed if o.is_delete()
-                      and o.key_or_group.startswith("pipeline")}
-    recipe = [k for k in keys if k not in dropped_stages and (
-        k in ("data", "model", "optim", "sched")
-        or (k not in GROUPS and not _matches(_stage_key(k), NOT_RECIPE)))]
-    named_budget = any(k == "budget" or k.endswith(".budget") for k in keys)
-    if recipe and not named_budget:
-        reason = (f"the command line changed the experiment's recipe ({', '.join(recipe)}) "
+
+    def changes_recipe(o: Any) -> bool:
+        key = o.key_or_group
+        if key.startswith("hydra") or key == "pipeline":
+            return False
+        if o.is_delete() and key.startswith("pipeline.") and key.count(".") == 1:
+            return False  # a whole stage dropped: the others keep their recipes
+        if key in GROUPS:
+            return key in ("data", "model", "optim", "sched", "trainer", "callbacks")
+        return not _matches(_stage_key(key), NOT_RECIPE)
+
+    changed = [o.key_or_group for o in parsed if changes_recipe(o)]
+    top_budget = "budget" in keys
+    if top_budget and stages:
+        cfg.pipeline = OmegaConf.merge(stages, {s: {"budget": cfg.budget} for s in stages})
+    top = [k for k in changed if not k.startswith("pipeline.")]
+    bad_from = 0 if top and not top_budget else len(order)
+    for key in changed:
+        if key.startswith("pipeline.") and key.count(".") >= 2:
+            stage = key.split(".")[1]
+            if top_budget or stage not in order:
+                continue
+            # its own budget labels that stage; the stages after it start from a changed model
+            own = f"pipeline.{stage}.budget" in keys
+            bad_from = min(bad_from, order.index(stage) + own)
+    if top and not top_budget:
+        reason = (f"the command line changed the experiment's recipe ({', '.join(changed)}) "
                   f"without naming a budget=…")
         cfg = OmegaConf.merge(cfg, {"report_reason": reason, "budget": "custom"})
-        if stages:
-            cfg = OmegaConf.merge(cfg, {"pipeline": {s: {"report_reason": reason,
-                                                         "budget": "custom"}
-                                                     for s in stages}})
+    if bad_from < len(order):
+        reason = (f"the command line changed the recipe of this stage or an earlier one "
+                  f"({', '.join(changed)}) without naming its budget")
+        cfg.pipeline = OmegaConf.merge(cfg.pipeline, {s: {"report_reason": reason,
+                                                          "budget": "custom"}
+                                                      for s in order[bad_from:]})
     return cfg
 
 

@@ -25,6 +25,8 @@ log = logging.getLogger("quantsurvey")
 
 # what makes two runs the same experiment (paths, logging and progress bars do not)
 RECIPE_KEYS = ("method", "seed", "loss", "mode", "model", "optim", "sched", "trainer.max_epochs",
+               "trainer.limit_train_batches", "trainer.limit_val_batches",
+               "trainer.limit_test_batches", "trainer.precision", "trainer.gradient_clip_val",
                "data.name", "data.batch_size", "data.val_size", "data.split_seed",
                "data.augment", "data.pad", "data.params", "compress", "init_from",
                "callbacks.clip_weights")
@@ -99,6 +101,11 @@ def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path
             raise RunDirError(
                 f"{run_dir} holds a failed run (see its {SUMMARY}: 'error'). Delete the "
                 f"directory to run it again, or choose another name=....")
+    if last.is_symlink() and not last.exists():
+        raise RunDirError(
+            f"{last} points to a checkpoint that is gone (the run stopped while replacing it). "
+            f"Point it at the newest checkpoints/epoch*.ckpt, or delete the directory to start "
+            f"over.")
     if resume:
         if (run_dir / SUMMARY).is_file():
             check_same_recipe(run_dir, resolved)
@@ -154,7 +161,9 @@ def output_errors(run_dir: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        if err.errno not in _NO_WRITE:
+        inside = err.filename is None or Path(str(err.filename)).resolve().is_relative_to(
+            Path(run_dir).resolve())
+        if err.errno not in _NO_WRITE or not inside:  # e.g. data it could not read
             raise
         where = err.filename or run_dir
         raise OutputError(

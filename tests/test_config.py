@@ -67,10 +67,19 @@ def test_cli_bad_value_exits_nonzero_with_one_message_and_writes_nothing(tmp_pat
     assert not list(tmp_path.rglob("summary.json")) and not list(tmp_path.rglob("*.ckpt"))
 
 
-def test_cli_typo_in_key_exits_nonzero(tmp_path):
+def test_cli_typo_in_key_exits_2_with_the_documented_message(tmp_path):
+    """README: a typo such as `optim.lrr=0.1` stops the run with one message naming the key,
+    the allowed keys and a close match, and exits with status 2 (Hydra's own error would exit
+    with 1 and a different message)."""
     out = subprocess.run([sys.executable, "-m", "quantsurvey.cli", "optim.lrr=0.1",
-                          f"paths.output_dir={tmp_path}"],
+                          f"paths.output_dir={tmp_path / 'out'}"],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode != 0
-    assert "optim.lrr" in out.stderr
-    assert not list(tmp_path.rglob("summary.json"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    (line,) = out.stderr.splitlines()  # one message
+    assert line.startswith("quantsurvey: error: unknown config key 'optim.lrr'; allowed keys "
+                           "under 'optim': ")
+    assert line.endswith(". Did you mean 'optim.lr'?")
+    allowed = line.split("under 'optim': ")[1].split(". Did you mean")[0].split(", ")
+    assert {"lr", "momentum", "weight_decay", "name"} <= set(allowed) and "lrr" not in allowed
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "out").exists()  # nothing written, not even the run directory

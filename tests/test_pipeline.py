@@ -1,11 +1,14 @@
 """Multi-stage experiments: every stage is checked before any runs; stages chain and are reused."""
 
 import json
+import shutil
 
 import pytest
+import torch
 
 from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
 from quantsurvey.pipeline import run_pipeline, stage_configs
+from quantsurvey.stages import STAGE_MODEL
 from quantsurvey.train import train
 from tests.conftest import compose_cfg
 
@@ -70,12 +73,88 @@ def test_rerun_reuses_finished_stages_and_refuses_another_recipe(tmp_path):
         run_pipeline(_cfg(tmp_path, "+pipeline.float.optim.lr=0.3"))
 
 
-def test_pruned_stage_keeps_the_previous_stages_zeros(tmp_path):
-    run_pipeline(_cfg(tmp_path))
-    root = tmp_path / "han2015_pruning/lenet300_100_mnist"
-    kept = [json.loads((root / s / "seed=0/summary.json").read_text())["metrics"]
-            ["compress/kept_pct"] for s in ("prune1", "prune2", "prune3")]
-    assert kept[0] > kept[1] > kept[2]
+def _short_pipeline(tmp_path, *extra):
+    """float → prune1 → prune2 (Han 2015's quality recipe) → retrain (no compress section: it
+    only trains what prune2 left), one smoke epoch each."""
+    return compose_cfg(["experiment=han2015_pruning/lenet300_100_mnist", "data=synthetic",
+                        "trainer=smoke", "trainer.max_epochs=1", f"paths.output_dir={tmp_path}",
+                        "~pipeline.prune3", "~pipeline.prune4", "+pipeline.retrain.init_from=prune2",
+                        "+pipeline.retrain.report=false",
+                        *(f"pipeline.{s}.trainer.max_epochs=1" for s in ("prune1", "prune2")),
+                        "+pipeline.retrain.trainer.max_epochs=1", *extra])
+
+
+@pytest.fixture(scope="module")
+def short_pipeline(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    cfg = _short_pipeline(out)
+    assert [n for n, _, _ in stage_configs(cfg)] == ["float", "prune1", "prune2", "retrain"]
+    run_pipeline(cfg)
+    return out
+
+
+def _stage(root, name):
+    folder = root / "han2015_pruning/lenet300_100_mnist" / name / "seed=0"
+    return (torch.load(folder / STAGE_MODEL, map_location="cpu", weights_only=True),
+            json.loads((folder / "summary.json").read_text()))
+
+
+def test_pruned_stage_keeps_the_previous_stages_zeros(short_pipeline):
+    saved = {name: _stage(short_pipeline, name)[0]
+             for name in ("prune1", "prune2", "retrain")}
+    layers = ("fc1", "fc2", "fc3")
+    assert set(saved["prune1"]["masks"]) == set(layers)
+    for before, after in (("prune1", "prune2"), ("prune2", "retrain")):
+        for layer in layers:
+            old = saved[before]["masks"][layer].bool()
+            new = saved[after]["masks"].get(layer)
+            assert new is not None, f"{after} lost {before}'s mask of {layer}"
+            new = new.bool()
+            assert not bool((new & ~old).any()), f"{after} revived pruned weights of {layer}"
+            weight = saved[after]["state_dict"][f"{layer}.weight"]
+            assert bool((weight[~old] == 0).all()), f"{after}: {layer}'s pruned weights moved"
+            assert torch.equal(weight != 0, new), layer  # the mask is where the weights are
+    # retrain prunes nothing more: exactly prune2's masks
+    for layer in layers:
+        assert torch.equal(saved["retrain"]["masks"][layer], saved["prune2"]["masks"][layer])
+
+
+def test_next_prune_step_thresholds_on_the_survivors_only(short_pipeline):
+    """Han 2015 §3.3: prune2's threshold is q·std of the weights prune1 left; taken over the
+    whole layer (zeros included) it would be lower and keep more (55% instead of 44.7%)."""
+    (before, _), (after, summary) = (_stage(short_pipeline, s) for s in ("prune1", "prune2"))
+    quality = summary["config"]["compress"]["prune"]["quality"]
+    assert set(quality) == {"fc1", "fc2", "fc3"}
+    kept = {}
+    for layer, q in quality.items():
+        old = before["masks"][layer].bool()
+        weight = before["state_dict"][f"{layer}.weight"]
+        threshold = q * weight[old].double().std().item()
+        expected = (weight.abs() > threshold) & old
+        assert torch.equal(after["masks"][layer].bool(), expected), layer
+        kept[layer] = 100.0 * expected.float().mean().item()
+        assert kept[layer] < 100.0 * old.float().mean().item()
+    assert summary["compression"]["prune_kept_pct"] == pytest.approx(kept)
+
+
+@pytest.mark.parametrize("change, stage", [
+    ("pipeline.prune1.compress.prune.quality.fc2=0.81", "prune1"),
+    ("pipeline.prune2.compress.prune.quality.fc1=0.5", "prune2"),
+    ("+pipeline.retrain.compress.prune.quality.fc3=0.5", "retrain"),  # a method added
+])
+def test_rerun_with_another_compress_recipe_is_refused(short_pipeline, tmp_path, change, stage):
+    out = tmp_path / "outputs"
+    shutil.copytree(short_pipeline, out)
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    # the same recipe again: every stage reused as it is
+    again = run_pipeline(_short_pipeline(out))
+    assert again == {name: _stage(out, name)[1]["metrics"] for name in again}
+    with pytest.raises(RunDirError) as info:
+        run_pipeline(_short_pipeline(out, change))
+    assert f"{stage}/seed=0 holds a finished run made with another recipe (compress:" in \
+        str(info.value)
+    # nothing was retrained or rewritten, and no stage started anywhere else
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == files
 
 
 def test_missing_init_model_is_a_clear_error(tmp_path):

@@ -110,6 +110,14 @@ class ClassifierModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         theirs = checkpoint.get("quantsurvey")
         mine = self._fingerprint()
+        old_layout = theirs and any(k.rpartition(".")[2] in ("weight_orig", "weight_centroids")
+                                    for k in theirs["shapes"])
+        if old_layout:
+            raise CheckpointError(
+                "the checkpoint holds masked or shared layers in the layout written before the "
+                "quantized-layer mechanism (weight_orig / weight_centroids); it cannot resume "
+                "this stage. Delete the stage's checkpoints/ folder to rerun the stage from its "
+                "init_from.")
         if theirs != mine:
             got = theirs["model"] if theirs else "an unknown model"
             raise CheckpointError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -161,6 +161,3 @@ def canonical_compress(compress: dict[str, Any] | None) -> dict[str, Any] | None
             out[name] = section  # an old or foreign recipe: compare as written
     return out or None
 
-
-def methods_with(methods: Iterable[Method], hook: str) -> list[Method]:
-    return [m for m in methods if m.overrides(hook)]

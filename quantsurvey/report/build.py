@@ -27,6 +27,7 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
+from quantsurvey.rundir import recipe as run_recipe
 
 COLUMNS = ["paper", "setting", "method", "model", "dataset", "metric", "reported", "ours",
            "ours_std", "seeds", "budget", "device", "commit"]
@@ -63,9 +64,6 @@ _REQUIRED: dict[str, type] = {"paper": str, "setting": str, "method": str, "mode
 _OPTIONAL: dict[str, type] = {"report": bool, "status": str, "config": dict, "git": dict,
                               "hardware": dict, "compression": dict}
 # What makes two runs seeds of one recipe: these config entries must be equal (see recipe()).
-RECIPE_KEYS = ("method", "loss", "model", "optim", "sched", "trainer.max_epochs", "data.name",
-               "data.batch_size", "data.val_size", "data.split_seed", "data.augment", "data.pad",
-               "data.params", "compress", "init_from")
 _SHOW = 3  # differences / problems named in one message before "+N more"
 
 
@@ -139,15 +137,13 @@ def _dig(tree: Any, dotted: str) -> Any:
 
 
 def recipe(s: dict[str, Any]) -> dict[str, Any]:
-    """The recipe fingerprint: the RECIPE_KEYS entries of the summary's resolved `config`
-    (None where absent), with `compress`'s null entries dropped (none left: None) and
-    `init_from` cut to its last 4 path parts, the run's own `seed=<seed>` written `seed=*`
-    (seed 1 starts from seed 1's previous stage, seed 2 from seed 2's)."""
-    cfg = s.get("config")
-    out = {key: _dig(cfg, key) for key in RECIPE_KEYS}
-    compress = out["compress"]
-    if isinstance(compress, dict):
-        out["compress"] = {k: v for k, v in compress.items() if v is not None} or None
+    """The recipe fingerprint: the run-directory policy's recipe of the summary's resolved
+    `config` (`quantsurvey.rundir.recipe`: the same keys that decide whether a finished run is
+    reused, missing keys at today's defaults, `compress` by meaning), less the seed, with the
+    run's own `seed=<seed>` in `init_from` written `seed=*` (seed 1 starts from seed 1's
+    previous stage, seed 2 from seed 2's)."""
+    out = run_recipe(s.get("config") or {})
+    out.pop("seed", None)
     init_from = out["init_from"]
     if isinstance(init_from, str):
         own = re.compile(rf"seed={re.escape(str(s.get('seed')))}(?=$|\.)")
@@ -219,6 +215,12 @@ def check_groups(summaries: list[dict[str, Any]], labels: list[str] | None = Non
         groups[(s["paper"], s["setting"], s["method"], _budget_label(s))].append(i)
     for (paper, setting, method, budget), members in groups.items():
         first = summaries[members[0]]
+        seeds = [summaries[i].get("seed") for i in members]
+        twice = sorted({x for x in seeds if seeds.count(x) > 1}, key=str)
+        if twice:
+            same = [labels[i] for i in members if summaries[i].get("seed") == twice[0]]
+            raise ReportError(f"{same[0]} and {same[1]} are both seed {twice[0]} of one row "
+                              f"({paper} / {setting} / {method}, budget {budget}); remove one")
         base = _flat(recipe(first))
         for i in members[1:]:
             s = summaries[i]

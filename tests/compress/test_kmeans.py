@@ -9,7 +9,7 @@ from quantsurvey.errors import ConfigError
 from quantsurvey.methods import build_config
 from quantsurvey.models import create_model
 from quantsurvey.nn.quant import find_transform
-from quantsurvey.nn.weight_sharing import SharedCodebook, share_weights
+from quantsurvey.nn.weight_sharing import SharedCodebook, share_layer, share_weights
 
 
 def slow_kmeans(values, centroids, iterations):
@@ -27,14 +27,29 @@ def slow_kmeans(values, centroids, iterations):
     return np.array(cents)
 
 
+def _reference_start(values, k, init, seed):
+    """The §3.2 initialisations written out independently of init_centroids."""
+    v = values.double().numpy()
+    if init == "linear":  # evenly spaced between min and max
+        return np.linspace(v.min(), v.max(), k)
+    if init == "density":  # evenly spaced levels of the CDF, ends excluded
+        return np.quantile(v, [(i + 1) / (k + 1) for i in range(k)])
+    # random: k of the values themselves, the ones the seeded permutation picks first
+    pick = torch.randperm(len(values), generator=torch.Generator().manual_seed(seed))[:k]
+    return np.sort(v[pick.numpy()])
+
+
 @pytest.mark.parametrize("init", ["linear", "density", "random"])
 def test_kmeans_matches_slow_reference(init):
     gen = torch.Generator().manual_seed(1)
     values = torch.cat([torch.randn(300, generator=gen) * 0.1 - 0.5,
                         torch.randn(200, generator=gen) * 0.05 + 0.4])
-    start = init_centroids(values, 8, init, torch.Generator().manual_seed(3))
+    start = _reference_start(values, 8, init, 3)
+    np.testing.assert_allclose(
+        init_centroids(values, 8, init, torch.Generator().manual_seed(3)).numpy(), start,
+        rtol=1e-12, atol=1e-12)
     got, assign = kmeans_1d(values, 8, init, 50, torch.Generator().manual_seed(3))
-    want = slow_kmeans(values.double().numpy(), start.numpy(), 50)
+    want = slow_kmeans(values.double().numpy(), start, 50)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
     # every value sits with its nearest centroid
     dist = (values.double()[:, None] - got[None, :]).abs()
@@ -46,6 +61,16 @@ def test_linear_init_spans_min_to_max_and_density_follows_the_cdf():
     assert init_centroids(v, 3, "linear").tolist() == [-1.0, 1.0, 3.0]
     dense = init_centroids(torch.linspace(0, 1, 1001), 4, "density")
     assert torch.allclose(dense, torch.tensor([0.2, 0.4, 0.6, 0.8], dtype=torch.float64))
+
+
+def test_random_init_picks_distinct_weights_and_depends_on_the_seed():
+    values = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    a = init_centroids(values, 15, "random", torch.Generator().manual_seed(1))
+    b = init_centroids(values, 15, "random", torch.Generator().manual_seed(1))
+    c = init_centroids(values, 15, "random", torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert len(a) == 15 and len(torch.unique(a)) == 15 and bool((a[1:] > a[:-1]).all())
+    assert set(a.tolist()) <= set(values.double().tolist())  # k of the weights themselves
 
 
 def test_assignment_is_nearest_centroid():
@@ -64,28 +89,69 @@ def test_centroid_gradient_is_the_sum_of_its_members_gradients():
     layer = model.fc2
     plain = layer.weight.detach().clone().requires_grad_(True)
     h = torch.relu(model.fc1(x.flatten(1)))
-    torch.nn.functional.linear(h.detach(), plain, layer.bias.detach())
     out = model.fc3(torch.relu(torch.nn.functional.linear(h.detach(), plain, layer.bias)))
+    with torch.no_grad():  # the reference path computes the model's own output
+        assert torch.allclose(out, model(x), rtol=1e-5, atol=1e-6)
     out.square().sum().backward()
     codebook = find_transform(layer, SharedCodebook)
     expected = torch.zeros(8, dtype=torch.float64)
     expected.index_add_(0, codebook.assignment.flatten(), plain.grad.flatten().double())
+    assert len(codebook.centroids) == 7  # 2^3 − 1 trained values + the reserved zero
+    assert set(codebook.assignment.unique().tolist()) == set(range(1, 8))  # all 7 have members
+    assert bool((expected[1:] != 0).all())  # so every centroid gets a gradient to compare
     assert torch.allclose(codebook.centroids.grad.double(), expected[1:], rtol=1e-4,
                           atol=1e-6)
-    assert len(codebook.centroids) == 7  # 2^3 − 1 trained values + the reserved zero
 
 
-def test_shared_layer_keeps_zeros_and_uses_at_most_2_pow_bits_values():
+def test_shared_layer_keeps_zeros_and_uses_exactly_2_pow_bits_minus_1_values():
     torch.manual_seed(0)
     model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    # pruned at random places (a magnitude cut would leave a gap around 0 in which linear
+    # init's centroids stay empty): the survivors fill the init's range, every cluster is used
+    zeros = torch.rand(model.fc1.weight.shape, generator=torch.Generator().manual_seed(0)) < 0.3
     with torch.no_grad():
-        model.fc1.weight[model.fc1.weight.abs() < 0.02] = 0
-    zeros = model.fc1.weight == 0
+        model.fc1.weight[zeros] = 0
     share_weights(model, SharingConfig(bits={"fc": 5, "conv": 8}))
     w = model.fc1.weight
     assert torch.equal(w == 0, zeros)
-    assert len(torch.unique(w)) <= 32
-    assert len(torch.unique(model.conv2.weight)) <= 256
+    # a rich weight distribution (tens of thousands of distinct values): every one of the
+    # 2^5 − 1 shared values is used, plus the exact zero of the pruned weights
+    assert len(torch.unique(w[w != 0])) == 31 and len(torch.unique(w)) == 32
+    for name, bits in (("fc1", 5), ("conv2", 8)):
+        cents = find_transform(getattr(model, name), SharedCodebook).centroids.detach()
+        assert len(cents) == 2 ** bits - 1, name
+        assert bool((cents[1:] > cents[:-1]).all()), name  # distinct, sorted: no padding
+    conv2 = model.conv2.weight
+    assert 240 <= len(torch.unique(conv2)) <= 255  # no zeros here; a rare empty tail cluster
+
+
+def _uniform(seed):
+    """10,000 distinct weights spread evenly over [-1, 1): rich enough to fill every cluster."""
+    return torch.rand(50, 200, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("init", ["linear", "density", "random"])
+def test_share_layer_uses_2_pow_bits_minus_1_distinct_values(bits, init):
+    layer = torch.nn.Linear(200, 50)
+    with torch.no_grad():
+        layer.weight.copy_(_uniform(bits))
+        layer.weight[:, ::7] = 0  # pruned weights: the reserved zero, not a centroid
+    zeros = layer.weight == 0
+    transform = share_layer(layer, bits, init, 100, torch.Generator().manual_seed(0))
+    k = 2 ** bits - 1
+    cents = transform.centroids.detach()
+    assert len(cents) == k and bool((cents[1:] > cents[:-1]).all())
+    assert not bool((cents == 0).any())
+    w = layer.weight.detach()
+    assert torch.equal(w == 0, zeros)
+    assert len(torch.unique(w[~zeros])) == k
+    assert set(transform.assignment[~zeros].unique().tolist()) == set(range(1, k + 1))
+    # every surviving weight took the shared value nearest to its original value
+    original = _uniform(bits)[~zeros]
+    dist = (original[:, None].double() - cents[None, :].double()).abs()
+    assert torch.allclose(dist.gather(1, transform.assignment[~zeros][:, None] - 1).squeeze(1),
+                          dist.min(1).values, atol=1e-6)
 
 
 def test_bad_sharing_config():

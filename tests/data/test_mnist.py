@@ -1,6 +1,7 @@
 """MNIST from IDX files: tiny files in the real format, the real copy when it is here."""
 
 import struct
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,9 +64,30 @@ def test_batches_are_normalised_and_augmented_only_in_training(tmp_path):
     dm.setup()
     x, y = next(iter(dm.val_dataloader()))
     assert x.dtype == torch.uint8 and x.shape[1:] == (1, 28, 28)
-    xn, _ = dm.on_after_batch_transfer((x, y), 0)  # no trainer: evaluation path, no augment
+    xn, yn = dm.on_after_batch_transfer((x, y), 0)  # no trainer: evaluation path, no augment
     expected = (x.float() / 255 - 0.1307) / 0.3081
-    assert torch.allclose(xn, expected)
+    assert torch.allclose(xn, expected) and torch.equal(yn, y)
+
+    # a trainer that is validating or testing: still not augmented
+    for stage in ("validating", "testing"):
+        dm.trainer = SimpleNamespace(training=False, current_epoch=0, **{stage: True})
+        assert torch.allclose(dm.on_after_batch_transfer((x, y), 0)[0], expected), stage
+
+    # a training batch: every image shifted by at most `pad` (2) pixels with zero fill, then
+    # normalised; the shift is drawn per image, so most images of the batch move
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)
+    xt, yt = dm.on_after_batch_transfer((x, y), 0)
+    assert xt.shape == x.shape and torch.equal(yt, y)
+    padded = torch.nn.functional.pad(x.float() / 255, (2, 2, 2, 2))
+    for i in range(len(x)):
+        shifts = [(padded[i, :, dy:dy + 28, dx:dx + 28] - 0.1307) / 0.3081
+                  for dy in range(5) for dx in range(5)]
+        assert any(torch.allclose(xt[i], s, atol=1e-5) for s in shifts), i
+    moved = ~torch.isclose(xt, expected).flatten(1).all(1)
+    assert moved.sum() >= len(x) // 2
+    # the draws depend on (shuffle_seed, epoch) only: the same epoch gives the same batch
+    dm._aug_epoch = None
+    assert torch.equal(dm.on_after_batch_transfer((x, y), 0)[0], xt)
 
 
 def test_missing_files_name_the_path(tmp_path):

@@ -42,8 +42,9 @@ def test_mean_and_sample_std_over_seeds_beside_the_papers_figure():
 
 
 def test_budgets_are_never_averaged_together():
-    rows = build_rows([_summary(0, 1.0), _summary(0, 3.0, budget="paper")], [])
-    assert sorted(r["ours"] for r in rows) == ["1.000", "3.000"]
+    rows = build_rows([_summary(0, 1.0), _summary(1, 1.4), _summary(0, 3.0, budget="paper")], [])
+    assert {r["budget"]: (r["ours"], r["ours_std"], r["seeds"]) for r in rows} == {
+        "cpu-30ep": ("1.200", "0.283", "2"), "paper": ("3.000", "", "1")}
 
 
 def test_imagenet_errors_are_top1_and_top5():
@@ -51,11 +52,20 @@ def test_imagenet_errors_are_top1_and_top5():
     s["metrics"]["test/top5_err"] = 18.0
     assert {r["metric"]: r["ours"] for r in build_rows([s], [])} == {"top1_err": "40.000",
                                                                      "top5_err": "18.000"}
+    # elsewhere the error is test_err, and a top-5 error (logged by every run) is no row
+    m = _summary(0, 1.5)
+    m["metrics"]["test/top5_err"] = 0.1
+    assert {r["metric"]: r["ours"] for r in build_rows([m], [])} == {"test_err": "1.500"}
 
 
 def test_csv_has_the_agreed_columns():
-    text = render_csv(build_rows([_summary(0, 1.0)], REPORTED))
+    rows = build_rows([_summary(0, 1.0), _summary(1, 2.0)], REPORTED)
+    text = render_csv(rows)
     assert next(csv.reader(io.StringIO(text))) == COLUMNS
+    assert list(csv.DictReader(io.StringIO(text))) == rows  # every row, every cell, in order
+    assert [(r["method"], r["metric"], r["reported"], r["ours"], r["ours_std"], r["seeds"])
+            for r in rows] == [("float", "test_err", "1.640", "1.500", "0.707", "2"),
+                               ("pruned", "ratio", "12.000", "", "", "")]
 
 
 def test_reported_yaml_is_checked(tmp_path):
@@ -84,18 +94,30 @@ def test_cli_collects_and_rebuilds(tmp_path, capsys):
             / "seed=1.json").is_file()
     assert (tmp_path / "res" / "runs" / "han2015_pruning" / "lenet300_100_mnist" / "float"
             / "seed=1.qsdc").read_bytes() == b"QSDC\x01"
+    runs = tmp_path / "res" / "runs" / "han2015_pruning" / "lenet300_100_mnist" / "float"
+    assert sorted(p.name for p in runs.iterdir()) == ["seed=0.json", "seed=0.qsdc",
+                                                       "seed=1.json", "seed=1.qsdc"]
+    assert json.loads((runs / "seed=0.json").read_text()) == _summary(0, 1.0)
+    assert (runs / "seed=0.qsdc").read_bytes() == b"QSDC\x00"
     rows = list(csv.DictReader(open(tmp_path / "res" / "results.csv")))
-    assert [(r["metric"], r["ours"], r["seeds"]) for r in rows] == [("test_err", "1.500", "2")]
-    assert "| lenet300_100_mnist | float | test_err |" in (tmp_path / "res" / "README.md"
-                                                          ).read_text()
+    assert [(r["metric"], r["ours"], r["ours_std"], r["seeds"]) for r in rows] == [
+        ("test_err", "1.500", "0.707", "2")]
+    readme = (tmp_path / "res" / "README.md").read_text()
+    assert ("| lenet300_100_mnist | float | test_err |  | 1.500 ± 0.707 | 2 | cpu-30ep | "
+            "cpu 2 cores | " + "a" * 12 + " |") in readme
+    assert "collected 2 summaries" in capsys.readouterr().out
 
 
-def test_corrupt_summary_exits_with_a_message(tmp_path):
+def test_corrupt_summary_exits_with_a_message(tmp_path, capsys):
     (tmp_path / "res" / "runs").mkdir(parents=True)
     (tmp_path / "res" / "runs" / "bad.json").write_text("{not json")
     with pytest.raises(SystemExit) as info:
         main(["--results", str(tmp_path / "res"), "--experiments", str(tmp_path)])
     assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("quantsurvey-report: error: ") and len(err.splitlines()) == 1
+    assert str(tmp_path / "res" / "runs" / "bad.json") in err and "not valid JSON" in err
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["runs"]  # nothing written
 
 
 def test_collect_ignores_unfinished_runs(tmp_path):
@@ -105,7 +127,10 @@ def test_collect_ignores_unfinished_runs(tmp_path):
         collect([tmp_path / "out"], tmp_path / "runs")
     (tmp_path / "out" / "done").mkdir()
     (tmp_path / "out" / "done" / "summary.json").write_text(json.dumps(_summary(0, 1.0)))
-    assert [p.name for p in collect([tmp_path / "out"], tmp_path / "runs")] == ["seed=0.json"]
+    (written,) = collect([tmp_path / "out"], tmp_path / "runs")
+    assert written == tmp_path / "runs/han2015_pruning/lenet300_100_mnist/float/seed=0.json"
+    assert json.loads(written.read_text()) == _summary(0, 1.0)
+    assert [p for p in (tmp_path / "runs").rglob("*") if p.is_file()] == [written]
 
 
 def test_per_layer_tables_average_the_seeds():
