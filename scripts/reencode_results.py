@@ -59,7 +59,7 @@ def reshare(model: torch.nn.Module, bits: dict[str, int]) -> None:
         add_weight_transform(layer, SharedCodebook(centroids, assignment, b))
 
 
-def reencode(summary_path: Path, write: bool) -> str:
+def reencode(summary_path: Path, write: bool, git: dict) -> str:
     summary = json.loads(summary_path.read_text())
     old_file = summary_path.with_suffix(".qsdc")
     header, _ = read_container(old_file)
@@ -96,7 +96,7 @@ def reencode(summary_path: Path, write: bool) -> str:
         "from_bytes": len(old_bytes), "from_sha256": hashlib.sha256(old_bytes).hexdigest(),
         "from_index_bits": old_index, "index_bits": index_bits,
         "reason": "used codebook entries only; index bits as the paper's tables print them",
-        "git": git_state(), "command": "python scripts/reencode_results.py",
+        "git": git, "command": "python scripts/reencode_results.py",
         "identical_weights": True}
     summary["compression"]["encoded"] = {**report, "original_bytes": original,
                                          "identical_outputs": True}
@@ -115,9 +115,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--check", action="store_true", help="report only, write nothing")
     args = parser.parse_args()
+    git = git_state()  # before this script changes any file
     for path in sorted((args.results / "runs").rglob("seed=*.json")):
         if path.with_suffix(".qsdc").is_file():
-            print(reencode(path, write=not args.check))
+            print(reencode(path, write=not args.check, git=git))
 
 
 if __name__ == "__main__":
