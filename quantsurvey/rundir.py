@@ -64,16 +64,21 @@ def recipe(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def first_difference(theirs: dict[str, Any], mine: dict[str, Any]) -> str | None:
+    """'key: theirs there, mine now' for the first recipe key in which two configs differ."""
+    a, b = recipe(theirs), recipe(mine)
+    key = next((k for k in RECIPE_KEYS if a[k] != b[k]), None)
+    return None if key is None else f"{key}: {a[key]!r} there, {b[key]!r} now"
+
+
 def check_same_recipe(run_dir: Path, resolved: dict[str, Any]) -> None:
     """A finished run is reused only if it was made with the same recipe."""
-    theirs = recipe(json.loads((run_dir / SUMMARY).read_text()).get("config", {}))
-    mine = recipe(resolved)
-    diff = [k for k in RECIPE_KEYS if theirs[k] != mine[k]]
+    diff = first_difference(json.loads((run_dir / SUMMARY).read_text()).get("config", {}),
+                            resolved)
     if diff:
         raise RunDirError(
-            f"{run_dir} holds a finished run made with another recipe ({diff[0]}: "
-            f"{theirs[diff[0]]!r} there, {mine[diff[0]]!r} now). Delete it, or give this run "
-            f"another name=... / paths.output_dir.")
+            f"{run_dir} holds a finished run made with another recipe ({diff}). Delete it, or "
+            f"give this run another name=... / paths.output_dir.")
 
 
 def _check_resumed_recipe(run_dir: Path, resolved: dict[str, Any]) -> None:
@@ -81,15 +86,13 @@ def _check_resumed_recipe(run_dir: Path, resolved: dict[str, Any]) -> None:
     started = run_dir / "config.yaml"
     if not started.is_file():
         return
-    theirs = recipe(OmegaConf.to_container(OmegaConf.load(started), resolve=True))
-    mine = recipe(resolved)
-    diff = [k for k in RECIPE_KEYS if theirs[k] != mine[k]]
+    diff = first_difference(OmegaConf.to_container(OmegaConf.load(started), resolve=True),
+                            resolved)
     if diff:
         raise RunDirError(
-            f"{run_dir} holds an unfinished run started with another recipe ({diff[0]}: "
-            f"{theirs[diff[0]]!r} there, {mine[diff[0]]!r} now); resuming it would mix the two. "
-            f"Resume with the original settings, or give this run another name=... / "
-            f"paths.output_dir.")
+            f"{run_dir} holds an unfinished run started with another recipe ({diff}); resuming "
+            f"it would mix the two. Resume with the original settings, or give this run another "
+            f"name=... / paths.output_dir.")
 
 
 def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path | None:
