@@ -78,8 +78,8 @@ def _short_pipeline(tmp_path, *extra):
     only trains what prune2 left), one smoke epoch each."""
     return compose_cfg(["experiment=han2015_pruning/lenet300_100_mnist", "data=synthetic",
                         "trainer=smoke", "trainer.max_epochs=1", f"paths.output_dir={tmp_path}",
-                        "~pipeline.prune3", "~pipeline.prune4", "+pipeline.retrain.init_from=prune2",
-                        "+pipeline.retrain.report=false",
+                        "~pipeline.prune3", "~pipeline.prune4",
+                        "+pipeline.retrain.init_from=prune2", "+pipeline.retrain.report=false",
                         *(f"pipeline.{s}.trainer.max_epochs=1" for s in ("prune1", "prune2")),
                         "+pipeline.retrain.trainer.max_epochs=1", *extra])
 

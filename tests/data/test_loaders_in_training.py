@@ -21,7 +21,7 @@ def _image_keys(images: torch.Tensor) -> dict[bytes, int]:
 def _drawn(loader, keys: dict[bytes, int]) -> list[int]:
     """The indices (into the split's images) of every image the loader yields, in order."""
     out = []
-    for x, y in loader:
+    for x, _ in loader:
         assert x.dtype == torch.uint8
         out += [keys[img.numpy().tobytes()] for img in x]
     return out

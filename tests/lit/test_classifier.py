@@ -18,7 +18,7 @@ def _logits_with_label_at_rank(ranks: list[int], num_classes: int) -> tuple[torc
     """One row per sample whose true class has the given rank (1 = the largest logit)."""
     gen = torch.Generator().manual_seed(0)
     rows, labels = [], []
-    for i, rank in enumerate(ranks):
+    for rank in ranks:
         order = torch.randperm(num_classes, generator=gen)  # order[0] gets the largest logit
         logits = torch.empty(num_classes)
         logits[order] = torch.linspace(5.0, -5.0, num_classes)  # distinct: no ties
