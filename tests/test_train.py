@@ -29,8 +29,8 @@ def _smoke_overrides(experiment, tmp_path):
     if compose_cfg([f"experiment={experiment}"]).data.name != "imagenet":
         return ["data=synthetic"]
     write_imagenet(tmp_path / "data", classes=3, per_class=3)
-    return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=72",
-            "data.params.crop=64", "data.params.num_classes=3", "data.val_size=2",
+    return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=80",
+            "data.params.crop=72", "data.params.num_classes=3", "data.val_size=2",
             "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0"]
 
 

@@ -129,20 +129,22 @@ def test_only_used_codebook_entries_are_stored(tmp_path):
         assert torch.equal(getattr(model, name).weight, getattr(loaded, name).weight)
 
 
-@pytest.mark.parametrize("setting", ["lenet300_100_mnist", "lenet5_mnist"])
+@pytest.mark.parametrize("setting", ["lenet300_100", "lenet5"])
 def test_files_written_before_codebook_size_existed_still_load(setting):
-    """The committed v2 files of the previous format (all 2^b − 1 entries stored) decode, and
-    their shared layers take at most 2^b − 1 non-zero values."""
+    """Files of the previous format (every 2^b − 1 centroid stored, no `codebook_size`; the
+    committed seed-1 files of 49ec4d0, kept in tests/compress/fixtures) decode to exactly the
+    weights of their re-encoded successors in results/."""
+    from quantsurvey.compress.container import read_container
     from tests.conftest import REPO
 
-    path = REPO / f"results/runs/han2016_deep_compression/{setting}/quantize/seed=1.qsdc"
-    from quantsurvey.compress.container import read_container
-
-    header, _ = read_container(path)
-    if all("codebook_size" in m for m in header["layers"].values()):
-        pytest.skip("results/ holds only re-encoded files")
-    model = load_model(path)
+    old = REPO / f"tests/compress/fixtures/{setting}_v2_full_codebook.qsdc"
+    new = REPO / f"results/runs/han2016_deep_compression/{setting}_mnist/quantize/seed=1.qsdc"
+    header, blobs = read_container(old)
+    assert not any("codebook_size" in m for m in header["layers"].values())
     for name, meta in header["layers"].items():
-        w = getattr(model, name).weight
-        assert len(torch.unique(w[w != 0])) <= (1 << meta["bits"]) - 1
-        assert int((w != 0).sum()) == meta["nonzero"]
+        assert len(blobs[f"{name}/codebook"]) == 4 * ((1 << meta["bits"]) - 1)
+    old_model, new_model = load_model(old), load_model(new)
+    for (key, a), (key_b, b) in zip(old_model.state_dict().items(),
+                                    new_model.state_dict().items(), strict=True):
+        assert key == key_b and torch.equal(a, b)
+    assert new.stat().st_size < old.stat().st_size
