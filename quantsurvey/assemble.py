@@ -59,6 +59,18 @@ def stage_context(rc: RunConfig, dm: pl.LightningDataModule, run_dir: Path) -> S
                         probe=probe)
 
 
+def prepare_run(rc: RunConfig, run_dir: Path
+                ) -> tuple[pl.LightningDataModule, StageContext, nn.Module, list[Method],
+                           dict[str, Any]]:
+    """Seed, data, and the model with the stage's methods applied: what a training run and an
+    evaluation both start from; nothing is written."""
+    pl.seed_everything(rc.seed, workers=True, verbose=False)
+    dm = build_datamodule(rc)
+    ctx = stage_context(rc, dm, run_dir)
+    model, methods, info = build_model(rc, dm, ctx)
+    return dm, ctx, model, methods, info
+
+
 def build_model(rc: RunConfig, dm: pl.LightningDataModule, ctx: StageContext
                 ) -> tuple[nn.Module, list[Method], dict[str, Any]]:
     """The architecture, loaded from `init_from`, with the stage's methods applied before

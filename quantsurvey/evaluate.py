@@ -44,10 +44,7 @@ def _evaluate(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: fl
     if check_run_dir(run_dir, rc.resume, resolved) == FINISHED:
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
-    pl.seed_everything(rc.seed, workers=True, verbose=False)
-    dm = assemble.build_datamodule(rc)
-    ctx = assemble.stage_context(rc, dm, run_dir)
-    model, methods, info = assemble.build_model(rc, dm, ctx)
+    dm, ctx, model, methods, info = assemble.prepare_run(rc, run_dir)
     held.enter_context(run_lock(run_dir))  # nothing is written before here
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched, 1,
@@ -61,8 +58,9 @@ def _evaluate(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: fl
             rc, run_dir, resolved), callbacks=assemble.progress_bar(t.progress_bar),
         use_distributed_sampler=False, enable_model_summary=False)
     try:
-        val_metrics = trainer.validate(module, datamodule=dm, verbose=False)[0]
+        # validation and test both see the model the methods hand back (e.g. the decoded file)
         module.model, compress_metrics = assemble.after_training(model, methods, ctx, rc, info)
+        val_metrics = trainer.validate(module, datamodule=dm, verbose=False)[0]
         test_metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
     finally:
         assemble.finish_loggers(rc)

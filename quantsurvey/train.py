@@ -70,10 +70,7 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
 
-    pl.seed_everything(rc.seed, workers=True, verbose=False)
-    dm = assemble.build_datamodule(rc)
-    ctx = assemble.stage_context(rc, dm, run_dir)
-    model, methods, stage_info = assemble.build_model(rc, dm, ctx)
+    dm, ctx, model, methods, stage_info = assemble.prepare_run(rc, run_dir)
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched,
                               rc.trainer.max_epochs, rc.loss, methods)
 
