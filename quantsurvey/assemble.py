@@ -112,9 +112,9 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> list:
-    from pytorch_lightning.loggers import CSVLogger
+    from quantsurvey.lit.csv_log import AtomicCSVLogger
 
-    loggers: list = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    loggers: list = [AtomicCSVLogger(save_dir=str(run_dir), name="csv", version="")]
     if rc.logger.name == "wandb":
         import wandb  # noqa: F401  (fail early if missing)
         from pytorch_lightning.loggers import WandbLogger

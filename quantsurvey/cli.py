@@ -179,18 +179,34 @@ def _hydra_main(cfg: DictConfig) -> float:
             cfg = OmegaConf.merge(cfg, {"resume": True})
         metrics = run(cfg, hc.runtime.output_dir)
     except QuantsurveyError as err:
-        print(f"quantsurvey: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        if hc.mode != RunMode.MULTIRUN:
+            print(f"quantsurvey: error: {err.user_message()}", file=sys.stderr)
+            sys.exit(err.exit_code)
+        # one job's error does not stop the sweep: the others run, the exit status tells
+        job = f"job {hc.job.num} ({hc.job.override_dirname or 'no overrides'})"
+        print(f"quantsurvey: error in {job}: {err.user_message()} (the sweep goes on)",
+              file=sys.stderr)
+        FAILED_JOBS.append((job, err))
+        return float("nan")
     return metrics.get("val/err", float("nan"))  # what a Hydra sweeper would minimise
+
+
+FAILED_JOBS: list[tuple[str, QuantsurveyError]] = []  # a multirun's failed jobs, in order
 
 
 def main() -> None:
     try:
         sys.argv[1:] = preflight(sys.argv[1:])
     except QuantsurveyError as err:
-        print(f"quantsurvey: error: {err}", file=sys.stderr)
+        print(f"quantsurvey: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
     _hydra_main()
+    if FAILED_JOBS:
+        print(f"quantsurvey: error: {len(FAILED_JOBS)} job(s) of the sweep failed: "
+              + "; ".join(job for job, _ in FAILED_JOBS)
+              + ". Fix the cause and relaunch the same command: finished jobs are reused.",
+              file=sys.stderr)
+        sys.exit(max(err.exit_code for _, err in FAILED_JOBS))
 
 
 def eval_main() -> None:

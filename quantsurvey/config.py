@@ -66,12 +66,14 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = "lenet300_100"
+    setting_name: str = ""  # runs are filed as <setting_name>_<data.name>; default: name
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from quantsurvey.models import list_models
 
         _choice("model.name", self.name, list_models())
+        self.setting_name = self.setting_name or self.name
 
 
 @dataclass

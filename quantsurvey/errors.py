@@ -6,6 +6,15 @@ class QuantsurveyError(Exception):
 
     exit_code = 2
 
+    def user_message(self) -> str:
+        """The message alone. An error raised in a DataLoader worker comes back re-raised by
+        torch with the worker's traceback in its text; its last line is our message."""
+        text = str(self)
+        if "Original Traceback" in text:
+            last = text.strip().splitlines()[-1]
+            text = last.split(f"{type(self).__name__}: ", 1)[-1]
+        return text
+
 
 class ConfigError(QuantsurveyError):
     """A configuration key or value is not allowed."""

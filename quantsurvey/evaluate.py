@@ -21,9 +21,10 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey import assemble
+from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.lit.classifier import ClassifierModule
-from quantsurvey.provenance import git_state, write_json_atomic
+from quantsurvey.provenance import git_state
 from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir, output_errors, run_lock
 
 log = logging.getLogger("quantsurvey")

@@ -1,12 +1,10 @@
-"""Where a result came from: git commit, package versions, hardware; and the atomic JSON write."""
+"""Where a result came from: git commit, package versions, hardware."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,34 +58,3 @@ def hardware() -> dict[str, Any]:
     return {"cpu": cpu, "cpu_cores": cores, "torch_threads": torch.get_num_threads(),
             "gpus": gpus, "platform": platform.platform(),
             "device": f"{gpus[0]} x{len(gpus)}" if gpus else f"cpu {cores} cores"}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename: a reader never
-    sees half a file, and a failed write (disk full, read-only) leaves the old file (or none)
-    and no temporary file. Mode 0666 less the umask, like an ordinary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """JSON (insertion order: layers stay in model order), written atomically."""
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    write_bytes_atomic(Path(path), text.encode())

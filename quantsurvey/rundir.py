@@ -58,6 +58,8 @@ def recipe(config: dict[str, Any]) -> dict[str, Any]:
             node = _lookup(defaults, key)[1]
         if key == "compress":
             node = canonical_compress(node)
+        if key == "model" and isinstance(node, dict):  # setting_name names a folder, no more
+            node = {k: v for k, v in node.items() if k != "setting_name"}
         if key == "init_from" and node:
             node = "/".join(Path(node).parts[-4:])  # paper/setting/stage/seed, not the root
         out[key] = node

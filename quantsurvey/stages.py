@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from quantsurvey.atomic_io import write_bytes_atomic
 from quantsurvey.errors import CheckpointError
 from quantsurvey.export import load_model
 from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.masking import apply_masks
 from quantsurvey.nn.quant import kept_mask, plain_state_dict
-from quantsurvey.provenance import write_bytes_atomic
 
 STAGE_MODEL = "model.pt"
 

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey import assemble, stages
+from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.errors import CheckpointError, RunDirError, RunFailedError
 from quantsurvey.lit import csv_resume
@@ -29,7 +30,7 @@ from quantsurvey.lit.callbacks import BatchSeed, WallClock
 from quantsurvey.lit.checkpoint_io import AtomicCheckpointIO, verify_checkpoint
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.lit.method_hooks import ClipLatentWeights, MethodHooks, needs_method_hooks
-from quantsurvey.provenance import git_state, write_json_atomic
+from quantsurvey.provenance import git_state
 from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir, output_errors, run_lock
 
 log = logging.getLogger("quantsurvey")

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.cli import CONF_DIR
 from quantsurvey.export import export_model, load_model
 from quantsurvey.methods import build_config
@@ -35,13 +36,7 @@ from quantsurvey.nn.layers import resolve_per_layer
 from quantsurvey.nn.masking import prune_by_magnitude
 from quantsurvey.nn.weight_sharing import share_weights
 from quantsurvey.pipeline import stage_configs
-from quantsurvey.provenance import (
-    REPO_ROOT,
-    git_state,
-    hardware,
-    package_versions,
-    write_json_atomic,
-)
+from quantsurvey.provenance import REPO_ROOT, git_state, hardware, package_versions
 
 # (experiment, prune stage, quantize stage)
 SETTINGS = {

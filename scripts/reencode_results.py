@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.cli import CONF_DIR
 from quantsurvey.compress.container import read_container
 from quantsurvey.export import export_model, load_model
@@ -34,7 +35,7 @@ from quantsurvey.nn.layers import resolve_per_layer
 from quantsurvey.nn.quant import add_weight_transform
 from quantsurvey.nn.weight_sharing import SharedCodebook
 from quantsurvey.pipeline import stage_configs
-from quantsurvey.provenance import REPO_ROOT, git_state, write_json_atomic
+from quantsurvey.provenance import REPO_ROOT, git_state
 
 
 def _stage_rc(experiment: str, stage: str):

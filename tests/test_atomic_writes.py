@@ -11,8 +11,8 @@ import stat
 
 import pytest
 
+from quantsurvey.atomic_io import write_bytes_atomic, write_json_atomic
 from quantsurvey.errors import OutputError
-from quantsurvey.provenance import write_bytes_atomic, write_json_atomic
 from quantsurvey.train import train
 
 OLD = {"status": "finished", "metrics": {"test/err": 1.0}}

@@ -131,16 +131,16 @@ def test_unwritable_output_is_one_message_and_leaves_no_partial_file(err, tmp_pa
                                                                      monkeypatch):
     """#5: 60-line tracebacks and truncated files written in place. Simulated: the tests run as
     root, where a full disk or a read-only folder cannot be made without mounting one."""
-    import quantsurvey.provenance as provenance
+    import quantsurvey.atomic_io as atomic_io
 
-    real = provenance.write_bytes_atomic
+    real = atomic_io.write_bytes_atomic
 
     def failing(path, data):
         if str(path).endswith(".ckpt"):  # the first checkpoint write fails
             raise OSError(err, os.strerror(err), str(path))
         return real(path, data)
 
-    monkeypatch.setattr(provenance, "write_bytes_atomic", failing)
+    monkeypatch.setattr(atomic_io, "write_bytes_atomic", failing)
     monkeypatch.setattr("quantsurvey.lit.checkpoint_io.write_bytes_atomic", failing)
     cfg = compose_cfg([*SMOKE, f"paths.output_dir={tmp_path}"])
     with pytest.raises(OutputError, match="cannot write .*epoch0.ckpt: .*(full|read-only)"):
@@ -150,7 +150,7 @@ def test_unwritable_output_is_one_message_and_leaves_no_partial_file(err, tmp_pa
 
 def test_real_disk_full_error_from_the_atomic_writer(tmp_path, monkeypatch):
     """The writer itself: a failing write leaves neither the target nor a temporary file."""
-    from quantsurvey.provenance import write_bytes_atomic
+    from quantsurvey.atomic_io import write_bytes_atomic
 
     monkeypatch.setattr(os, "fdopen", lambda fd, mode: _Full(fd))
     with pytest.raises(OSError):
@@ -192,6 +192,16 @@ def test_a_relaunched_sweep_skips_finished_jobs_and_runs_the_rest(tmp_path):
     assert seeds == [0, 1] and first.stat().st_mtime_ns == stamp
 
 
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
+    """One job's error used to end the multirun: the jobs after it never ran."""
+    out = cli("-m", *SMOKE, "optim.lr=1e6,0.1", "trainer.max_epochs=3", out_dir=tmp_path)
+    one_error(out, "1 job(s) of the sweep failed", "job 0 (", "optim.lr=1000000.0", code=3)
+    assert "error in job 0" in out.stderr and "loss became" in out.stderr
+    summaries = [json.loads(p.read_text()) for p in tmp_path.rglob("summary.json")]
+    status = {s["config"]["optim"]["lr"]: s["status"] for s in summaries}
+    assert status == {1e6: "failed", 0.1: "finished"}
+
+
 def test_pipeline_empty_means_no_pipeline(tmp_path):
     """#7: `pipeline={}` ran the whole pipeline anyway."""
     base = ["experiment=han2015_pruning/lenet300_100_mnist", "data=synthetic", "trainer=smoke"]
@@ -208,6 +218,8 @@ def test_changed_recipe_or_other_data_is_not_reportable_and_summaries_are_readab
     (path,) = tmp_path.rglob("summary.json")
     s = json.loads(path.read_text())
     assert s["report"] is False and s["budget"] == "custom"
+    # filed under the model and data it ran, not the experiment's lenet300_100_mnist
+    assert s["setting"] == "lenet5_synthetic" and path.parent.parent.parent.name == s["setting"]
     assert "model" in s["report_reason"] and "trainer.max_epochs" in s["report_reason"]
     assert path.stat().st_mode & 0o044 == 0o044  # group and others may read it
 

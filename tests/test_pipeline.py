@@ -65,7 +65,7 @@ def test_init_from_must_name_an_earlier_stage(tmp_path):
 
 def test_rerun_reuses_finished_stages_and_refuses_another_recipe(tmp_path):
     first = run_pipeline(_cfg(tmp_path))
-    float_summary = tmp_path / "han2015_pruning/lenet300_100_mnist/float/seed=0/summary.json"
+    float_summary = tmp_path / "han2015_pruning/lenet300_100_synthetic/float/seed=0/summary.json"
     stamp = float_summary.stat().st_mtime_ns
     assert run_pipeline(_cfg(tmp_path)) == first  # nothing retrained
     assert float_summary.stat().st_mtime_ns == stamp
@@ -94,7 +94,7 @@ def short_pipeline(tmp_path_factory):
 
 
 def _stage(root, name):
-    folder = root / "han2015_pruning/lenet300_100_mnist" / name / "seed=0"
+    folder = root / "han2015_pruning/lenet300_100_synthetic" / name / "seed=0"
     return (torch.load(folder / STAGE_MODEL, map_location="cpu", weights_only=True),
             json.loads((folder / "summary.json").read_text()))
 

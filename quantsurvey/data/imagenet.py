@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
@@ -39,6 +40,19 @@ def known_dataset(classes: list[str]) -> str | None:
     if len(classes) == 1000:
         return "ImageNet"
     return None
+
+
+def load_rgb(path: str) -> Image.Image:
+    """torchvision's PIL loader, naming the file when it cannot be decoded: images are decoded
+    lazily in the loader, so a damaged one surfaces mid-training, among many thousands."""
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: UnidentifiedImageError is an OSError
+        raise DataError(
+            f"image {path} could not be decoded ({err}): it is truncated or corrupt. Replace it "
+            f"with an intact copy and rerun with resume=true (or delete it and accept the "
+            f"smaller set with +data.params.allow_subset=true).") from None
 
 
 class ImageNetDataModule(pl.LightningDataModule):
@@ -74,7 +88,7 @@ class ImageNetDataModule(pl.LightningDataModule):
                 f"class (wnid), under {self.root}, and point data.root (or QUANTSURVEY_DATA) at "
                 f"{self.root.parent}.")
         try:
-            ds = datasets.ImageFolder(str(path), transform=tf)
+            ds = datasets.ImageFolder(str(path), transform=tf, loader=load_rgb)
         except (FileNotFoundError, OSError) as err:
             raise DataError(f"ImageNet {split} under {path} could not be read: {err}") from None
         if len(ds.classes) != self.num_classes:
@@ -88,7 +102,8 @@ class ImageNetDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         train_aug = self._folder("train", self.train_tf)
-        train_eval = datasets.ImageFolder(str(self.root / "train"), transform=self.eval_tf)
+        train_eval = datasets.ImageFolder(str(self.root / "train"), transform=self.eval_tf,
+                                         loader=load_rgb)
         n = len(train_aug)
         if not 0 < self.val_size < n:
             raise ConfigError(f"data.val_size={self.val_size} must be between 1 and {n - 1}")
@@ -117,3 +132,18 @@ class ImageNetDataModule(pl.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {"train": len(self.train_idx), "val": len(self.val_idx),
                 "test": len(self.test_set)}
+
+
+class ImagewoofDataModule(ImageNetDataModule):
+    """Imagewoof (imagewoof2: 10 dog classes of ImageNet, 9,025 / 3,929 images) read like
+    ImageNet, under its own data set name so that its runs are filed as `<model>_imagewoof`,
+    never among ImageNet's. `<root>/imagewoof2-128/{train,val}/<wnid>/*.JPEG` by default."""
+
+    def __init__(self, root: str | Path, cache_dir: str | Path, batch_size: int = 64,
+                 eval_batch_size: int = 256, val_size: int = 1000, split_seed: int = 0,
+                 augment: str | None = None, pad: int = 0, download: bool = False,
+                 num_workers: int = 4, shuffle_seed: int = 0, resize: int = 128,
+                 crop: int = 112, num_classes: int = 10, folder: str = "imagewoof2-128",
+                 allow_subset: bool = False):
+        args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        super().__init__(**args)

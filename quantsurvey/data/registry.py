@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from quantsurvey.data.cifar10 import CIFAR10DataModule
-from quantsurvey.data.imagenet import ImageNetDataModule
+from quantsurvey.data.imagenet import ImageNetDataModule, ImagewoofDataModule
 from quantsurvey.data.mnist import MNISTDataModule
 from quantsurvey.data.svhn import SVHNDataModule
 from quantsurvey.data.synthetic import SyntheticDataModule
@@ -16,6 +16,7 @@ DATASETS.register("mnist")(MNISTDataModule)
 DATASETS.register("cifar10")(CIFAR10DataModule)
 DATASETS.register("svhn")(SVHNDataModule)
 DATASETS.register("imagenet")(ImageNetDataModule)
+DATASETS.register("imagewoof")(ImagewoofDataModule)
 DATASETS.register("synthetic")(SyntheticDataModule)
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins import TorchCheckpointIO
 
+from quantsurvey.atomic_io import write_bytes_atomic
 from quantsurvey.errors import CheckpointError
-from quantsurvey.provenance import write_bytes_atomic
 
 DIGEST_SUFFIX = ".sha256"
 

@@ -23,6 +23,9 @@ from quantsurvey.methods import Method
 
 
 class ClassifierModule(pl.LightningModule):
+    FINITE_CHECK_EVERY = 50  # batches between reads of the non-finite flag off a GPU
+    defer_finite_check = False  # True: the accelerator's way on CPU too (tests)
+
     def __init__(self, model: nn.Module, model_name: str, num_classes: int, optim: OptimConfig,
                  sched: SchedConfig, max_epochs: int, loss: str = "cross_entropy",
                  methods: Sequence[Method] = ()):
@@ -37,6 +40,7 @@ class ClassifierModule(pl.LightningModule):
         self.acc = nn.ModuleDict({f"{s}_": MulticlassAccuracy(num_classes, average="micro")
                                   for s in ("train", "val", "test")})
         self.test_topk = MulticlassAccuracy(num_classes, top_k=self.top_k, average="micro")
+        self._first_bad: dict[str, torch.Tensor] = {}  # split → (step, batch, value) on device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -45,11 +49,7 @@ class ClassifierModule(pl.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.loss_fn(logits, y)
-        if not torch.isfinite(loss):
-            raise RunFailedError(
-                f"the {split} loss became {loss.item()} at epoch {self.current_epoch}, step "
-                f"{self.global_step} (batch {batch_idx}); the run is stopped, marked failed and "
-                f"not reportable. Lower optim.lr (now {self.optim_cfg.lr}) or check the data.")
+        self._watch_finite(loss, split, batch_idx)
         self.acc[f"{split}_"].update(logits, y)
         if split == "test":
             self.test_topk.update(logits, y)
@@ -62,6 +62,39 @@ class ClassifierModule(pl.LightningModule):
                 self.log("train/reg_loss", reg, on_step=True, on_epoch=True, batch_size=len(y))
                 loss = loss + reg
         return loss
+
+    # -- a non-finite loss stops the run -------------------------------------------------------
+    def _watch_finite(self, loss: torch.Tensor, split: str, batch_idx: int) -> None:
+        """On CPU every step is checked at once (free). On an accelerator reading the flag would
+        wait for the device every step, so the first bad (step, batch, value) is kept on the
+        device and read every FINITE_CHECK_EVERY batches and at every epoch's end, before the
+        epoch's checkpoint is written: a bad run stops within that many steps, never saved."""
+        if loss.device.type == "cpu" and not self.defer_finite_check:
+            if not torch.isfinite(loss):
+                self._fail(split, self.current_epoch, self.global_step, batch_idx, loss.item())
+            return
+        value = loss.detach().float().reshape(1)
+        here = torch.tensor([self.global_step, batch_idx], dtype=torch.float32, device=loss.device)
+        found = torch.cat([here, value])
+        first = self._first_bad.get(split)
+        if first is None:
+            first = torch.full((3,), float("nan"), device=loss.device)
+        keep_new = torch.isnan(first[0]) & ~torch.isfinite(value[0])
+        self._first_bad[split] = torch.where(keep_new, found, first)
+        if (batch_idx + 1) % self.FINITE_CHECK_EVERY == 0:
+            self._raise_if_bad(split)
+
+    def _raise_if_bad(self, split: str) -> None:
+        first = self._first_bad.pop(split, None)
+        if first is not None and not torch.isnan(first[0]):  # the one read of the device
+            step, batch, value = first.tolist()
+            self._fail(split, self.current_epoch, int(step), int(batch), value)
+
+    def _fail(self, split: str, epoch: int, step: int, batch: int, value: float) -> None:
+        raise RunFailedError(
+            f"the {split} loss became {value} at epoch {epoch}, step {step} (batch {batch}); "
+            f"the run is stopped, marked failed and not reportable. Lower optim.lr (now "
+            f"{self.optim_cfg.lr}) or check the data.")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train", batch_idx)
@@ -79,13 +112,16 @@ class ClassifierModule(pl.LightningModule):
         if split != "train":
             self.log(f"{split}/err", 100.0 - acc)
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_end(self) -> None:  # runs before the checkpoint callback saves
+        self._raise_if_bad("train")
         self._log_accuracy("train")
 
     def on_validation_epoch_end(self) -> None:
+        self._raise_if_bad("val")
         self._log_accuracy("val")
 
     def on_test_epoch_end(self) -> None:
+        self._raise_if_bad("test")
         self._log_accuracy("test")
         top = 100.0 * self.test_topk.compute()
         self.test_topk.reset()

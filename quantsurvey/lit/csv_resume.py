@@ -8,7 +8,10 @@ the checkpoint's), so the log reads as one uninterrupted run.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
+
+from quantsurvey.atomic_io import write_text_atomic
 
 SET_ASIDE = "metrics.before-resume.csv"
 
@@ -30,10 +33,9 @@ def merge_back(csv_dir: Path, resume_step: int) -> None:
         with open(new_path, newline="") as f:
             new = list(csv.DictReader(f))
     keys = sorted(set().union(*(r.keys() for r in old + new)))
-    tmp = new_path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(old + new)
-    tmp.replace(new_path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(old + new)
+    write_text_atomic(new_path, buffer.getvalue())
     old_path.unlink()

@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> None:
         copied = plan.apply()  # nothing is written before every check has passed
         _write(args.results, csv_text, readme)
     except QuantsurveyError as err:
-        print(f"quantsurvey-report: error: {err}", file=sys.stderr)
+        print(f"quantsurvey-report: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
     extra = [f"{n} {what}" for n, what in ((len(plan.replaced), "replaced"),
                                           (plan.unchanged, "already there, unchanged"),

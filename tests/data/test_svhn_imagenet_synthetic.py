@@ -6,7 +6,7 @@ import scipy.io
 import torch
 from PIL import Image
 
-from quantsurvey.data.imagenet import IMAGEWOOF_WNIDS, ImageNetDataModule
+from quantsurvey.data.imagenet import IMAGEWOOF_WNIDS, ImageNetDataModule, ImagewoofDataModule
 from quantsurvey.data.svhn import SVHNDataModule
 from quantsurvey.data.synthetic import SyntheticDataModule
 from quantsurvey.errors import DataError
@@ -92,11 +92,27 @@ def test_imagewoof_subset_is_refused_with_counts_unless_allowed(tmp_path):
     assert dm.split_sizes() == {"train": 8, "val": 2, "test": 10}
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["in process", "in a loader worker"])
+def test_a_truncated_jpeg_met_mid_epoch_is_named(tmp_path, workers):
+    """Images are decoded lazily: a damaged one among thousands surfaces mid-training, and
+    used to say `image file is truncated` without the file (from a worker: with its traceback)."""
+    write_imagenet(tmp_path)
+    bad = tmp_path / "imagenet" / "train" / "n00000001" / "img_2.JPEG"
+    bad.write_bytes(bad.read_bytes()[:200])
+    dm = ImageNetDataModule(tmp_path, tmp_path, batch_size=12, val_size=1, num_workers=workers,
+                            num_classes=3)
+    dm.setup()  # the folder scan does not open the images
+    with pytest.raises(DataError) as info:
+        list(dm.train_dataloader())
+    message = info.value.user_message()
+    assert message.startswith(f"image {bad} could not be decoded"), message
+    assert "Traceback" not in message and "resume=true" in message
+
+
 @pytest.mark.data
 def test_real_imagewoof_has_its_full_counts(tmp_path):
     root = need_shared("imagewoof2-128")
-    dm = ImageNetDataModule(root, tmp_path, val_size=500, num_workers=0, num_classes=10,
-                            folder="imagewoof2-128", resize=128, crop=112)
+    dm = ImagewoofDataModule(root, tmp_path, val_size=500, num_workers=0)
     dm.setup()  # allow_subset=False: the 9,025 / 3,929 check passes
     assert dm.split_sizes() == {"train": 8_525, "val": 500, "test": 3_929}
 

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from quantsurvey.config import OptimConfig, SchedConfig
+from quantsurvey.errors import RunFailedError
 from quantsurvey.lit.classifier import ClassifierModule
 
 
@@ -58,3 +59,23 @@ def test_fewer_than_five_classes_logs_top_k_of_all_classes():
     m = _test_metrics([1, 2, 3, 3], num_classes=3, batch_size=4)
     assert m["test/err"] == pytest.approx(75.0)
     assert m["test/top3_err"] == pytest.approx(0.0) and "test/top5_err" not in m
+
+
+@pytest.mark.parametrize("deferred,every", [(False, 50), (True, 2), (True, 100)],
+                         ids=["checked each step (CPU)", "read every 2 batches (GPU way)",
+                              "read at the epoch's end (GPU way)"])
+def test_a_non_finite_loss_names_its_first_batch_however_it_is_checked(deferred, every):
+    """On an accelerator the flag stays on the device and is read every few batches and at the
+    epoch's end; the message still names the first bad batch and its value, not a later one."""
+    x, y = _logits_with_label_at_rank([1] * 20, num_classes=4)
+    x[9, 0] = float("inf")  # batch 2 (of 4 rows each) has a non-finite loss; so does batch 4
+    x[17, 1] = float("nan")
+    module = ClassifierModule(nn.Identity(), "identity", 4, OptimConfig(), SchedConfig(),
+                              max_epochs=1)
+    module.defer_finite_check, module.FINITE_CHECK_EVERY = deferred, every
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu")
+    with pytest.raises(RunFailedError, match=r"the test loss became nan at epoch 0, step 0 "
+                                             r"\(batch 2\)"):
+        trainer.test(module, dataloaders=DataLoader(TensorDataset(x, y), batch_size=4),
+                     verbose=False)

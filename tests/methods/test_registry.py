@@ -87,7 +87,7 @@ def test_a_method_defined_in_a_test_file_runs_through_a_pipeline(toy, tmp_path):
     cfg = _cfg(tmp_path, "~pipeline.prune2", "~pipeline.prune3", "~pipeline.prune4",
                "+pipeline.prune1.compress.toy.limit=0.02")
     results = run_pipeline(cfg)
-    run = tmp_path / "han2015_pruning/lenet300_100_mnist/prune1/seed=0"
+    run = tmp_path / "han2015_pruning/lenet300_100_synthetic/prune1/seed=0"
     summary = json.loads((run / "summary.json").read_text())
     steps = int(summary["metrics"]["compress/toy_steps"])
     # trainer=smoke: two batches per epoch (the stage keeps its own epochs): one call per step
