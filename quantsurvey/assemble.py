@@ -4,6 +4,7 @@ the stage's methods applied), loggers, progress bar, and the summary every run w
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,14 +142,18 @@ def finish_loggers(rc: RunConfig) -> None:
 
 
 def progress_bar(kind: str) -> list[pl.Callback]:
+    """A bar redrawn every 10 batches (each redraw gathers the logged metrics); `auto`: rich
+    on a terminal, none when the output goes to a file (a background run's log)."""
+    if kind == "auto":
+        kind = "rich" if sys.stdout.isatty() else "none"
     if kind == "rich":
         from pytorch_lightning.callbacks import RichProgressBar
 
-        return [RichProgressBar()]
+        return [RichProgressBar(refresh_rate=10)]
     if kind == "tqdm":
         from pytorch_lightning.callbacks import TQDMProgressBar
 
-        return [TQDMProgressBar()]
+        return [TQDMProgressBar(refresh_rate=10)]
     return []
 
 

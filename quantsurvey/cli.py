@@ -25,7 +25,7 @@ GROUPS = ("data", "model", "optim", "sched", "trainer", "logger", "callbacks", "
           "experiment")
 # overrides that change where or how a run is watched, not what it computes
 NOT_RECIPE = ("seed", "resume", "name", "tags", "report", "budget", "paths", "logger", "data.root",
-              "data.num_workers", "data.download", "trainer.progress_bar",
+              "data.num_workers", "data.download", "trainer.progress_bar", "trainer.threads",
               "trainer.accelerator", "trainer.devices", "callbacks.checkpoint",
               "callbacks.lr_monitor", "callbacks.method_state_every_n_steps", "hydra",
               "experiment", "paper", "setting", "stage", "method", "mode")
@@ -173,6 +173,12 @@ def _hydra_main(cfg: DictConfig) -> float:
         overrides = list(hc.overrides.task)
         _validate(cfg)  # an impossible value is named before any policy question
         cfg = apply_overrides_policy(cfg, overrides)
+        jobs = (hc.launcher or {}).get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
+        if cfg.trainer.get("threads") is None and isinstance(jobs, int) and jobs > 1:
+            from quantsurvey.threads import default_threads
+
+            # a parallel launcher: the cores are shared by its jobs
+            cfg = OmegaConf.merge(cfg, {"trainer": {"threads": default_threads(jobs)}})
         if hc.mode == RunMode.MULTIRUN and not any(o.startswith("resume=") for o in overrides):
             # a relaunched sweep: finished jobs with the same recipe are reused, interrupted
             # ones resumed, the rest run

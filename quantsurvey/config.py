@@ -22,7 +22,7 @@ MODES = ("train", "evaluate")
 PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "16", "bf16-mixed", "bf16",
               "16-true", "bf16-true")
 LOGGERS = ("csv", "wandb")
-PROGRESS_BARS = ("rich", "tqdm", "none")
+PROGRESS_BARS = ("auto", "rich", "tqdm", "none")
 
 
 def _choice(key: str, value: Any, allowed: tuple[str, ...] | list[str]) -> None:
@@ -123,7 +123,10 @@ class TrainerConfig:
     limit_test_batches: float = 1.0
     log_every_n_steps: int = 50
     gradient_clip_val: float | None = None
-    progress_bar: str = "rich"
+    progress_bar: str = "auto"  # auto: rich on a terminal, none when the output is a file
+    # torch threads; null: the cores this process may use ÷ the jobs a parallel launcher runs
+    # at once (hydra.launcher.n_jobs; 1 for the default, sequential launcher)
+    threads: int | None = None
     # true: deterministic algorithms only (a fixed seed gives the same metrics twice); "warn":
     # the same, except ops with no deterministic CUDA kernel (adaptive average pooling's
     # backward, in AlexNet, VGG-16 and SqueezeNet) run anyway with a warning; false: fastest
@@ -142,6 +145,9 @@ class TrainerConfig:
             if not (0 < value <= 1 or (value > 1 and float(value).is_integer())):
                 raise ConfigError(f"trainer.{key}={value!r} must be a fraction in (0, 1] or a "
                                   f"whole number of batches >= 1.")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"trainer.threads={self.threads!r} must be a whole number >= 1, or "
+                              f"null for the cores available ÷ the jobs running at once.")
         if self.log_every_n_steps < 1:
             raise ConfigError(f"trainer.log_every_n_steps={self.log_every_n_steps} must be >= 1.")
         if self.gradient_clip_val is not None and self.gradient_clip_val < 0:

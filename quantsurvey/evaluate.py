@@ -26,6 +26,7 @@ from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.provenance import git_state
 from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir, output_errors, run_lock
+from quantsurvey.threads import set_threads
 
 log = logging.getLogger("quantsurvey")
 
@@ -45,18 +46,20 @@ def _evaluate(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: fl
     if check_run_dir(run_dir, rc.resume, resolved) == FINISHED:
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
+    set_threads(rc.trainer.threads)
     dm, ctx, model, methods, info = assemble.prepare_run(rc, run_dir)
     held.enter_context(run_lock(run_dir))  # nothing is written before here
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched, 1,
                               rc.loss, methods)
     t = rc.trainer
+    bar = assemble.progress_bar(t.progress_bar)
     trainer = pl.Trainer(
         default_root_dir=str(run_dir), accelerator=t.accelerator, devices=t.devices,
         precision=t.precision, limit_val_batches=t.limit_val_batches,
         limit_test_batches=t.limit_test_batches, deterministic=t.deterministic,
-        enable_progress_bar=t.progress_bar != "none", logger=assemble.build_loggers(
-            rc, run_dir, resolved), callbacks=assemble.progress_bar(t.progress_bar),
+        enable_progress_bar=bool(bar), logger=assemble.build_loggers(rc, run_dir, resolved),
+        callbacks=bar,
         use_distributed_sampler=False, enable_model_summary=False)
     try:
         # validation and test both see the model the methods hand back (e.g. the decoded file)

@@ -26,12 +26,13 @@ from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.errors import CheckpointError, RunDirError, RunFailedError
 from quantsurvey.lit import csv_resume
-from quantsurvey.lit.callbacks import BatchSeed, WallClock
 from quantsurvey.lit.checkpoint_io import AtomicCheckpointIO, verify_checkpoint
 from quantsurvey.lit.classifier import ClassifierModule
 from quantsurvey.lit.method_hooks import ClipLatentWeights, MethodHooks, needs_method_hooks
+from quantsurvey.lit.run_state import WallClock
 from quantsurvey.provenance import git_state
 from quantsurvey.rundir import FINISHED, SUMMARY, check_run_dir, output_errors, run_lock
+from quantsurvey.threads import set_threads
 
 log = logging.getLogger("quantsurvey")
 
@@ -71,9 +72,12 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
 
+    set_threads(rc.trainer.threads)
     dm, ctx, model, methods, stage_info = assemble.prepare_run(rc, run_dir)
+    clock = WallClock(start)
     module = ClassifierModule(model, rc.model.name, dm.num_classes, rc.optim, rc.sched,
-                              rc.trainer.max_epochs, rc.loss, methods)
+                              rc.trainer.max_epochs, rc.loss, methods, seed=rc.seed, clock=clock,
+                              log_lr=rc.callbacks.lr_monitor)
 
     resume_step = _check_checkpoint(ckpt, module) if ckpt is not None else 0
     # nothing is written before here; from here on, one process at a time, and the directory
@@ -85,9 +89,10 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
     if ckpt is not None:
         csv_resume.set_aside(run_dir / "csv")
     OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
-    clock = WallClock(start)
-    callbacks: list[pl.Callback] = [BatchSeed(rc.seed), clock,
-                                    *assemble.progress_bar(rc.trainer.progress_bar)]
+    # few callbacks: each is called at every hook of every step (the seed, the clock and the
+    # learning rate live in the module's own hooks)
+    bar = assemble.progress_bar(rc.trainer.progress_bar)
+    callbacks: list[pl.Callback] = [*bar]
     if needs_method_hooks(methods):
         callbacks.append(MethodHooks(methods, rc.callbacks.method_state_every_n_steps))
     if rc.callbacks.clip_weights is not None:
@@ -100,10 +105,6 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
                                          save_top_k=1, every_n_epochs=1,
                                          filename="epoch{epoch}", auto_insert_metric_name=False))
     loggers = assemble.build_loggers(rc, run_dir, resolved)
-    if rc.callbacks.lr_monitor:
-        from pytorch_lightning.callbacks import LearningRateMonitor
-
-        callbacks.append(LearningRateMonitor(logging_interval="epoch"))
     callbacks.extend(extra_callbacks)
 
     t = rc.trainer
@@ -112,9 +113,9 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         devices=t.devices, precision=t.precision, limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, limit_test_batches=t.limit_test_batches,
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
-        deterministic=t.deterministic, enable_progress_bar=t.progress_bar != "none",
+        deterministic=t.deterministic, enable_progress_bar=bool(bar),
         callbacks=callbacks, logger=loggers, num_sanity_val_steps=0,
-        use_distributed_sampler=False, enable_model_summary=t.progress_bar != "none",
+        use_distributed_sampler=False, enable_model_summary=bool(bar),
         plugins=[AtomicCheckpointIO()])
 
     def summary(metrics: dict[str, float], **status) -> dict:

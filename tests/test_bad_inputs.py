@@ -64,6 +64,7 @@ CONFIG_CASES = [
     ("the README's own typo (#6)", ["optim.lrr=0.1"], ["'optim.lrr'", "Did you mean 'optim.lr'"]),
     ("typo added with + (#6)", ["+optim.lrr=0.1"], ["'optim.lrr'", "allowed keys"]),
     ("impossible value", ["optim.lr=0"], ["optim.lr=0.0 must be > 0"]),
+    ("impossible thread count", ["trainer.threads=0"], ["trainer.threads=0 must be a whole"]),
     ("no GPU here (#10)", ["trainer.accelerator=gpu"], ["no CUDA device"]),
     ("precision 17 (#10)", ["trainer.precision=17"], ["trainer.precision='17'", "32-true"]),
     ("limit above one batch fraction (#10)", ["trainer.limit_train_batches=1.5"],

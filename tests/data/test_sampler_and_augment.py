@@ -42,6 +42,17 @@ def test_translate_is_a_zero_filled_shift_of_each_image():
     assert torch.equal(random_translate(x, 0), x)
 
 
+def test_translate_applies_the_generators_draws_in_order():
+    """Image i moves by the i-th (dy, dx) the generator draws: the gather that replaced
+    four-tensor indexing draws exactly what it drew, so runs before and after it agree."""
+    x = torch.rand(16, 3, 8, 9) + 1
+    out = random_translate(x, 2, torch.Generator().manual_seed(5))
+    dy, dx = torch.randint(0, 5, (2, 16), generator=torch.Generator().manual_seed(5))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(16):
+        assert torch.equal(out[i], padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 9])
+
+
 def test_flip_mirrors_about_half():
     torch.manual_seed(0)
     x = torch.rand(400, 1, 4, 4)
