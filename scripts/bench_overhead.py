@@ -33,6 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# decoded data sets, kept between runs (the first CIFAR-10 run decodes 60,000 PNGs)
+CACHE = Path(os.environ.get("QUANTSURVEY_CACHE", REPO / "data" / "cache")).resolve()
 
 PRUNE_KEPT = {"fc1": 0.08, "fc2": 0.09, "fc3": 0.26}  # Han 2015's LeNet-300-100 fractions
 SHARE_BITS = {"fc1": 6, "fc2": 6, "fc3": 6}
@@ -41,7 +43,7 @@ CASES: dict[str, list[str]] = {
     "lenet5": ["experiment=han2015_pruning/lenet5_mnist"],
     "resnet20": ["model=resnet20", "data=cifar10", "data.augment=crop_flip", "data.pad=4",
                  "optim.lr=0.1", "optim.weight_decay=1e-4", "sched=cosine",
-                 "trainer.limit_train_batches=100"],
+                 "trainer.limit_train_batches=30", "trainer.limit_val_batches=2"],
     "pruned": ["experiment=han2015_pruning/lenet300_100_mnist"]
     + [f"+compress.prune.kept.{k}={v}" for k, v in PRUNE_KEPT.items()],
     "shared": ["experiment=han2015_pruning/lenet300_100_mnist"]
@@ -59,7 +61,7 @@ def compose(case: str, epochs: int, out: Path, extra: list[str] = ()):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return hydra_compose("config", overrides=[
             *CASES[case], "~pipeline", f"trainer.max_epochs={epochs}", f"paths.output_dir={out}",
-            f"paths.data_dir={data_dir}", f"paths.cache_dir={out / 'cache'}", *extra])
+            f"paths.data_dir={data_dir}", f"paths.cache_dir={CACHE}", *extra])
 
 
 def framework_epochs(case: str, epochs: int, out: Path, extra: list[str] = ()
@@ -147,8 +149,13 @@ def plain_epochs(case: str, epochs: int, out: Path, extra: list[str] = ()
             optimizer.step()
         model.eval()
         correct = 0
+        val_starts = range(0, len(dm.val_idx), rc.data.eval_batch_size)
+        val_limit = rc.trainer.limit_val_batches
+        if val_limit != 1.0:
+            val_starts = val_starts[: int(val_limit) if val_limit > 1 else
+                                    int(len(val_starts) * val_limit)]
         with torch.no_grad():
-            for start in range(0, len(dm.val_idx), rc.data.eval_batch_size):
+            for start in val_starts:
                 idx = dm.val_idx[start : start + rc.data.eval_batch_size]
                 x = images[idx].float().div_(255.0)
                 correct += int((model((x - mean) / std).argmax(1) == labels[idx]).sum())

@@ -31,7 +31,7 @@ from quantsurvey.rundir import recipe as run_recipe
 
 COLUMNS = ["paper", "setting", "method", "model", "dataset", "metric", "reported", "ours",
            "ours_std", "seeds", "budget", "device", "commit"]
-METRICS = ("test_err", "top1_err", "top5_err", "ratio", "size_kb", "kept_pct")
+METRICS = ("test_err", "top1_err", "top5_err", "ratio", "weight_ratio", "size_kb", "kept_pct")
 _IDENTITY = ("paper", "setting", "method", "model", "dataset")
 ACCOUNTING = "storage_accounting"  # storage-only checks on random-init weights: not reproductions
 ACCOUNTING_TITLE = "Storage accounting checks (random-initialised weights, not reproduced ratios)"
@@ -51,6 +51,8 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
         out["top5_err"] = m["test/top5_err"]
     if "compress/ratio" in m:
         out["ratio"] = m["compress/ratio"]
+    if "compress/weight_ratio" in m:  # weights only, biases left out (Zhang 2018's accounting)
+        out["weight_ratio"] = m["compress/weight_ratio"]
     if "compress/size_bytes" in m:
         out["size_kb"] = m["compress/size_bytes"] / 1000.0
     if "compress/kept_pct" in m:

@@ -139,3 +139,15 @@ def test_sparsity_counts_effective_zeros_and_every_other_parameter_as_kept():
     kept = 23_400 + 30_000 + int((model.fc3.weight != 0).sum())
     assert stats["compress/kept_pct"] == pytest.approx(100 * kept / 266_200)
     assert stats["compress/ratio"] == pytest.approx(266_610 / (kept + 410))
+    assert stats["compress/weight_ratio"] == pytest.approx(266_200 / kept)
+
+
+def test_weight_ratio_of_zhangs_lenet5_fractions_is_the_papers_71x():
+    """Zhang 2018: LeNet-5's 430.5K weights kept at 20 / 8 / 0.9 / 7% are 6.05K, 71.2×."""
+    from quantsurvey.nn.masking import prune_by_magnitude
+
+    model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    prune_by_magnitude(model, kept={"conv1": 0.2, "conv2": 0.08, "fc1": 0.009, "fc2": 0.07})
+    stats = sparsity_stats(model)
+    assert stats["compress/weight_ratio"] == pytest.approx(430_500 / 6_050)
+    assert round(stats["compress/weight_ratio"], 1) == 71.2

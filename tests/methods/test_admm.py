@@ -1,0 +1,129 @@
+"""ADMM pruning (Zhang et al. 2018): the projection, convergence on a problem whose constrained
+optimum is known by brute force, exact resume inside the ADMM phase, hard prune + masked
+retraining, and the bad inputs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from quantsurvey.compress.admm import ADMMState, admm_penalty, project_cardinality
+from quantsurvey.errors import ConfigError
+from quantsurvey.methods import build_methods
+from quantsurvey.models import create_model
+from quantsurvey.train import train
+from tests.conftest import compose_cfg
+from tests.test_train import _run_script
+
+
+@pytest.mark.parametrize("kept", [0.1, 0.25, 0.5, 1.0])
+def test_projection_keeps_exactly_k_largest_and_is_idempotent(kept):
+    v = torch.randn(7, 9, generator=torch.Generator().manual_seed(0))
+    z = project_cardinality(v, kept)
+    k = round(kept * v.numel())
+    assert int((z != 0).sum()) == k
+    survivors = v.abs()[z != 0]
+    dropped = v.abs()[z == 0]
+    assert dropped.numel() == 0 or survivors.min() >= dropped.max()
+    assert torch.equal(z[z != 0], v[z != 0])  # kept values are untouched
+    assert torch.equal(project_cardinality(z, kept), z)
+
+
+def test_projection_of_ties_still_keeps_exactly_k():
+    z = project_cardinality(torch.ones(10), 0.3)
+    assert int((z != 0).sum()) == 3
+
+
+def test_admm_finds_the_constrained_least_squares_optimum():
+    """min ‖Ax − b‖² s.t. card(x) ≤ 3 in R^8: the optimum, by trying all 56 supports, against
+    ADMM with gradient-descent W-steps. The residual ‖x − z‖/‖x‖ shrinks towards zero and the
+    support and values agree with the optimum."""
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(20, 8, generator=gen, dtype=torch.float64)
+    x_true = torch.tensor([2.0, 0, 0, -1.5, 0, 0, 1.0, 0], dtype=torch.float64)
+    b = a @ x_true + 0.05 * torch.randn(20, generator=gen, dtype=torch.float64)
+    best = min(((torch.linalg.lstsq(a[:, list(s)], b[:, None]).solution.flatten(), s)
+                for s in itertools.combinations(range(8), 3)),
+               key=lambda r: (a[:, list(r[1])] @ r[0] - b).pow(2).sum().item())
+    optimum = torch.zeros(8, dtype=torch.float64)
+    optimum[list(best[1])] = best[0]
+
+    x = torch.linalg.lstsq(a, b[:, None]).solution.flatten().clone().requires_grad_(True)
+    state = ADMMState({"x": x}, {"x": 3 / 8}, rho=0.5)
+    optimizer = torch.optim.SGD([x], lr=0.005)
+    residuals = []
+    for _ in range(60):  # ADMM iterations
+        for _ in range(50):  # W-step: gradient descent on f + ρ/2‖x − z + u‖²
+            optimizer.zero_grad()
+            loss = (a @ x - b).pow(2).sum() + admm_penalty({"x": x}, state.z, state.u, state.rho)
+            loss.backward()
+            optimizer.step()
+        residuals.append(state.update({"x": x}, rho_growth=1.1, rho_max=50.0)["residual/x"])
+    assert residuals[-1] < 1e-3 < residuals[0]
+    assert torch.equal(state.z["x"] != 0, optimum != 0)
+    assert torch.allclose(state.z["x"], optimum, atol=2e-2)
+    assert len(state.history) == 60 and state.history[-1]["rho"] == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("section,needle", [
+    ({"kept": {"fc1": 0}}, "compress.admm: kept.fc1=0 must be in (0, 1]"),
+    ({"kept": {"fc1": 1.5}}, "compress.admm: kept.fc1=1.5 must be in (0, 1]"),
+    ({"kept": {"fc1": 0.1}, "rho": 0}, "compress.admm: rho=0 must be a number > 0"),
+    ({"kept": {"fc1": 0.1}, "interval": 0}, "compress.admm: interval=0 must be a whole"),
+    ({"kept": {"fc1": 0.1}, "rho_growth": 0.5}, "compress.admm: rho_growth=0.5 must be >= 1"),
+    ({}, "compress.admm: kept must name at least one layer"),
+])
+def test_bad_admm_configs_are_one_message(section, needle):
+    with pytest.raises(ConfigError) as info:
+        build_methods({"admm": section})
+    assert needle in str(info.value)
+
+
+def test_a_layer_the_model_lacks_is_named():
+    (method,) = build_methods({"admm": {"kept": {"fc9": 0.1}}})
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    with pytest.raises(ConfigError, match="compress.admm.kept: 'fc9' is not a layer"):
+        method.check(model)
+
+
+ADMM = ["data=synthetic", "trainer=smoke", "trainer.max_epochs=3", "trainer.limit_train_batches=4",
+        "~pipeline", "seed=2", "+compress.admm.kept.fc1=0.1", "+compress.admm.kept.fc2=0.2",
+        "+compress.admm.interval=3", "+compress.admm.rho=0.01", "+compress.admm.rho_growth=1.5"]
+
+
+def test_resume_inside_the_admm_phase_matches_the_uninterrupted_run(tmp_path):
+    """Killed after epoch 1 (step 8: two Z/U updates done, the third due at step 9): the
+    resumed run has the uninterrupted run's Z/U history, ρ and metrics."""
+    over = [*ADMM, f"paths.output_dir={tmp_path}"]
+    full = train(compose_cfg(over), tmp_path / "full")
+    assert _run_script(tmp_path / "resumed", 1, over).returncode == -9
+    done = _run_script(tmp_path / "resumed", -1, [*over, "resume=true"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    a = json.loads((tmp_path / "full" / "summary.json").read_text())
+    b = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    assert b["resumed"]
+    assert a["compression"]["admm_iterations"] == 4  # 12 steps, every 3rd
+    assert b["compression"]["admm_history"] == a["compression"]["admm_history"]
+    for key in ("test/err", "test/loss", "train/loss_epoch", "train/reg_loss_epoch",
+                "compress/admm_max_residual"):
+        assert b["metrics"][key] == full[key], key
+
+
+def test_hard_prune_then_masked_retraining_keeps_exactly_k_weights(tmp_path):
+    """The next stage hard-prunes W to the same fractions and retrains: the pruned weights are
+    exactly zero at the end and each layer keeps round(kept · numel) of them."""
+    admm = train(compose_cfg([*ADMM, f"paths.output_dir={tmp_path}"]), tmp_path / "admm")
+    assert admm["compress/admm_iterations"] == 4
+    cfg = compose_cfg(["data=synthetic", "trainer=smoke", "trainer.max_epochs=2", "~pipeline",
+                       "seed=2", f"init_from={tmp_path / 'admm'}",
+                       "+compress.prune.kept.fc1=0.1", "+compress.prune.kept.fc2=0.2",
+                       f"paths.output_dir={tmp_path}"])
+    train(cfg, tmp_path / "retrain")
+    saved = torch.load(tmp_path / "retrain" / "model.pt", weights_only=True)
+    for name, kept in (("fc1", 0.1), ("fc2", 0.2)):
+        w = saved["state_dict"][f"{name}.weight"]  # effective weights: zeros where pruned
+        assert int((w != 0).sum()) == round(kept * w.numel()), name
+        assert torch.equal(saved["masks"][name], w != 0)
