@@ -176,6 +176,21 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"cpu": cpu, "wall": wall}))
 
 
+def render(paths: list[Path]) -> str:
+    """A markdown table of one or more overhead.json records (e.g. before and after a change)."""
+    lines = ["| case | code | threads | framework s/epoch (CPU) | plain s/epoch (CPU) | ratio CPU "
+             "| ratio wall | epochs measured |", "| --- " * 8 + "|"]
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        code = record["git"]["commit"][:7] + ("+dirty" if record["git"].get("dirty") else "")
+        for case, row in record["results"].items():
+            lines.append(f"| {case} | {code} | {record['threads']} | "
+                         f"{row['framework']['cpu']:.2f} | {row['plain']['cpu']:.2f} | "
+                         f"{row['ratio_cpu']:.3f} | {row['ratio_wall']:.3f} | "
+                         f"{row['epochs_measured']} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES))
@@ -185,14 +200,19 @@ def main() -> None:
     parser.add_argument("--framework-override", action="append", default=[],
                         help="a config override for the framework side only (e.g. "
                              "callbacks.lr_monitor=false), to see what a feature costs")
+    parser.add_argument("--render", nargs="+", type=Path,
+                        help="print the markdown table of these overhead.json files and stop")
     parser.add_argument("--worker", choices=["framework", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks")
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.render:
+        return print(render(args.render), end="")
 
     from quantsurvey.provenance import git_state, hardware
 
+    git = git_state()  # the code measured: recorded before the runs start
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
     results = {}
     for case in args.cases.split(","):
@@ -220,7 +240,7 @@ def main() -> None:
               f"{row['plain']['cpu']:.2f} s CPU/epoch  ratio {row['ratio_cpu']:.3f} "
               f"(wall {row['ratio_wall']:.3f})", flush=True)
     record = {"command": " ".join(["python", "scripts/bench_overhead.py", *sys.argv[1:]]),
-              "git": git_state(), "hardware": hardware(), "threads": args.threads,
+              "git": git, "hardware": hardware(), "threads": args.threads,
               "runs": args.runs, "epochs_per_run": args.epochs, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overhead.json").write_text(json.dumps(record, indent=2) + "\n")
