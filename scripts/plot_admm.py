@@ -2,7 +2,7 @@
 ADMM stages' summaries (`compression.admm_history`), one line per layer and seed.
 
     python scripts/plot_admm.py                      # results/runs → results/figures/
-    python scripts/plot_admm.py --runs outputs       # any folder holding ADMM summaries
+    python scripts/plot_admm.py --runs outputs/zhang2018_admm   # after running the experiment
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def admm_summaries(root: Path) -> list[dict]:
     out = []
-    for path in sorted(root.rglob("*.json")) + sorted(root.rglob("summary.json")):
+    for path in sorted(root.rglob("*.json")):
         try:
             s = json.loads(path.read_text())
         except (ValueError, OSError):
@@ -56,6 +56,15 @@ def main() -> None:
     target = args.out / f"admm_residuals_{summaries[0]['setting']}.png"
     fig.tight_layout()
     fig.savefig(target, dpi=120)
+    # the plotted series with where they came from (the ADMM stages are intermediate stages,
+    # so their summaries are not among results/runs)
+    data = [{"seed": s["seed"], "git": s["git"], "budget": s["budget"],
+             "hardware": s["hardware"]["device"], "wall_time_s": s["wall_time_s"],
+             "admm": s["config"]["compress"]["admm"],
+             "history": s["compression"]["admm_history"],
+             "support_agreement": s["compression"]["admm_support_agreement"]}
+            for s in summaries]
+    target.with_suffix(".json").write_text(json.dumps(data, indent=2) + "\n")
     print(target)
 
 
