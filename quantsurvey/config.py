@@ -124,8 +124,8 @@ class TrainerConfig:
     log_every_n_steps: int = 50
     gradient_clip_val: float | None = None
     progress_bar: str = "auto"  # auto: rich on a terminal, none when the output is a file
-    # torch threads; null: the cores this process may use ÷ the jobs a parallel launcher runs
-    # at once (hydra.launcher.n_jobs; 1 for the default, sequential launcher)
+    # torch threads; null: $OMP_NUM_THREADS if set, else the cores this process may use ÷ the
+    # jobs a parallel launcher runs at once (hydra.launcher.n_jobs; 1 for the sequential one)
     threads: int | None = None
     # true: deterministic algorithms only (a fixed seed gives the same metrics twice); "warn":
     # the same, except ops with no deterministic CUDA kernel (adaptive average pooling's
