@@ -1,11 +1,14 @@
-"""Export a weight-shared model to the encoded file and load it back (Deep Compression §2–4).
+"""Export a weight-shared model (Deep Compression §2–4) or a ternary one (Zhu et al. 2017) to
+the encoded file, and load either back.
 
 Each shared layer is stored as: its codebook (float32, the centroids that some weight uses,
 at most 2^b − 1; symbol 0 is the exact zero; a layer written before `codebook_size` existed
 stores all 2^b − 1), the non-zero positions as relative-index gap codes with filler zeros, and
 both symbol streams Huffman-coded with their code lengths (4 bits per symbol when all are
 ≤ 15). Everything else in the state dict (biases, unshared layers, batch-norm statistics) is
-stored as is. The loader rebuilds a plain model whose weights equal the shared ones bit for bit.
+stored as is. A ternary layer is stored as its 2-bit codes and its two float32 scales
+(`compress.ternary_pack`). The loader rebuilds a plain model whose weights equal the shared or
+ternary ones bit for bit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch import nn
 from quantsurvey.compress.container import read_container, write_container
 from quantsurvey.compress.huffman import huffman_code_lengths, huffman_decode, huffman_encode
 from quantsurvey.compress.sparse_index import decode_relative_indices, encode_relative_indices
+from quantsurvey.compress.ternary_pack import pack_ternary, ternary_weight, unpack_ternary
 from quantsurvey.errors import CheckpointError
 from quantsurvey.models import create_model
 from quantsurvey.nn.layers import weight_layers
@@ -124,6 +128,39 @@ def export_model(model: nn.Module, path: Path, model_info: dict[str, Any],
     return {"size_bytes": size, "layers": table}
 
 
+def export_ternary(model: nn.Module, path: Path, model_info: dict[str, Any],
+                   ternary: dict[str, tuple[torch.Tensor, float, float]]) -> dict[str, Any]:
+    """Write the encoded file of a ternary model: `ternary` maps each ternary layer to (codes,
+    W_p, W_n); every other entry of the state dict is stored as is. Returns the file's size and
+    the per-layer accounting (bytes, zeros)."""
+    header: dict[str, Any] = {"model": model_info, "layers": {}, "dense": {}}
+    blobs: dict[str, bytes] = {}
+    table = {}
+    for name, (codes, w_p, w_n) in ternary.items():
+        packed = pack_ternary(codes)
+        scales = np.array([w_p, w_n], dtype=np.float32).tobytes()
+        header["layers"][name] = {"kind": "ternary", "shape": list(codes.shape)}
+        blobs[f"{name}/codes"], blobs[f"{name}/scales"] = packed, scales
+        n = codes.numel()
+        table[name] = {"params": n, "zero_pct": 100.0 * int((codes == 0).sum()) / n,
+                       "w_p": float(np.float32(w_p)), "w_n": float(np.float32(w_n)),
+                       "stored_bytes": len(packed) + len(scales),
+                       "ratio": 4 * n / (len(packed) + len(scales))}
+    for key, tensor in plain_state_dict(model, skip=set(ternary)).items():
+        t = tensor.detach().cpu()
+        header["dense"][key] = {"dtype": str(t.dtype).removeprefix("torch."),
+                                "shape": list(t.shape)}
+        blobs[f"dense/{key}"] = t.contiguous().numpy().tobytes()
+    size = write_container(path, header, blobs)
+    return {"size_bytes": size, "layers": table}
+
+
+def decode_ternary_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch.Tensor:
+    codes = unpack_ternary(blobs["codes"], math.prod(meta["shape"]))
+    w_p, w_n = np.frombuffer(blobs["scales"], dtype=np.float32).tolist()
+    return ternary_weight(codes, w_p, w_n).view(meta["shape"])
+
+
 def load_model(path: Path) -> nn.Module:
     """Rebuild the plain float model from an encoded file."""
     header, blobs = read_container(path)
@@ -138,10 +175,34 @@ def load_model(path: Path) -> nn.Module:
     for name, meta in header["layers"].items():
         layer_blobs = {k.split("/", 1)[1]: v for k, v in blobs.items()
                        if k.startswith(f"{name}/")}
-        state[f"{name}.weight"] = decode_layer(meta, layer_blobs)
+        decode = decode_ternary_layer if meta.get("kind") == "ternary" else decode_layer
+        try:
+            state[f"{name}.weight"] = decode(meta, layer_blobs)
+        except (ValueError, KeyError) as err:
+            raise CheckpointError(f"{path}: layer {name} cannot be decoded ({err}). "
+                                  f"Re-export it from its run.") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not fit model {info['name']}: "
                               f"{str(err).splitlines()[0]}") from None
     return model
+
+
+def load_checked(model: nn.Module, path: Path, probe: torch.Tensor
+                 ) -> tuple[nn.Module, dict[str, Any], dict[str, float]]:
+    """Read the file just written back and check that it computes exactly what the trained
+    model does on `probe`; returns (the decoded model, what the summary records of the file,
+    its size metrics: bytes, and float32 parameters' bytes ÷ file bytes)."""
+    decoded = load_model(path)
+    model.eval(), decoded.eval()
+    with torch.no_grad():
+        same = torch.equal(model.cpu()(probe), decoded(probe))
+    if not same:
+        raise CheckpointError(f"{path}: the decoded model's outputs differ from the trained "
+                              f"model's; the file is not kept as the result.")
+    size = Path(path).stat().st_size
+    original = 4 * sum(p.numel() for p in decoded.parameters())
+    info = {"original_bytes": original, "identical_outputs": same}
+    return decoded, info, {"compress/size_bytes": float(size), "compress/ratio": original / size}
+

@@ -17,7 +17,10 @@ PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-
 
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The commit of the checkout and whether it had uncommitted changes (None outside git)."""
+    """The commit of the checkout and whether it had uncommitted changes (None outside git).
+    A copy of the tree without its .git (e.g. sent to a GPU machine) names its commit in
+    $QUANTSURVEY_GIT_COMMIT; it is recorded with `"commit_from": "environment"` and `dirty`
+    unknown (None)."""
     def _git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
@@ -27,6 +30,9 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = _git("rev-parse", "HEAD")
+    if commit is None and os.environ.get("QUANTSURVEY_GIT_COMMIT"):
+        return {"commit": os.environ["QUANTSURVEY_GIT_COMMIT"], "dirty": None,
+                "commit_from": "environment"}
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 

@@ -1,5 +1,10 @@
 """In-memory image classification data module: uint8 tensors, seeded validation split,
-batch-wise normalisation and augmentation after the batch reaches the device."""
+batch-wise normalisation and augmentation after the batch reaches the device.
+
+On an accelerator the uint8 tensors themselves move to the device once (CIFAR-10's 60,000
+images are 184 MB): batches are gathered, augmented and normalised there, so an epoch copies
+only the index tensors. The random draws stay on the CPU generators, so a run sees the same
+batches and augmentations on every device."""
 
 from __future__ import annotations
 
@@ -137,8 +142,17 @@ class TensorDataModule(pl.LightningDataModule):
     def dataset_name(self) -> str:
         return self.title or type(self).__name__.removesuffix("DataModule")
 
-    def _loader(self, split: str, indices: torch.Tensor, shuffle: bool) -> DataLoader:
+    def _resident(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's tensors, moved once to the trainer's accelerator if there is one."""
         images, labels = self._data[split]
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        if device is not None and device.type != "cpu" and images.device != device:
+            images, labels = images.to(device), labels.to(device)
+            self._data[split] = (images, labels)
+        return images, labels
+
+    def _loader(self, split: str, indices: torch.Tensor, shuffle: bool) -> DataLoader:
+        images, labels = self._resident(split)
         size = self.batch_size if shuffle else self.eval_batch_size
         sampler = EpochBatchSampler(indices, size, shuffle=shuffle, seed=self.shuffle_seed)
         return DataLoader(_IndexedTensors(images, labels), batch_size=None, sampler=sampler)

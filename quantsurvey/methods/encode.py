@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from quantsurvey.compress.sparse_index import EncodeConfig
 from quantsurvey.errors import CheckpointError
-from quantsurvey.export import export_model, load_model, shared_layers
+from quantsurvey.export import export_model, load_checked, shared_layers
 from quantsurvey.methods.base import Method, StageContext, register_method
 from quantsurvey.nn.layers import resolve_per_layer
 
@@ -36,15 +35,5 @@ class DeepCompressionEncoding(Method):
             raise CheckpointError(f"compress.encode.index_bits has no value for {missing}.")
         path = ctx.run_dir / ENCODED
         report = export_model(model, path, ctx.model_info, index_bits)
-        decoded = load_model(path)
-        probe = ctx.probe()
-        model.eval(), decoded.eval()
-        with torch.no_grad():
-            same = torch.equal(model.cpu()(probe), decoded(probe))
-        if not same:
-            raise RuntimeError("the decoded model's outputs differ from the trained model's")
-        original = 4 * sum(p.numel() for p in decoded.parameters())
-        report.update({"original_bytes": original, "identical_outputs": same})
-        metrics = {"compress/size_bytes": float(report["size_bytes"]),
-                   "compress/ratio": original / report["size_bytes"]}
-        return decoded, {"encoded": report}, metrics
+        decoded, checked, metrics = load_checked(model, path, ctx.probe())
+        return decoded, {"encoded": {**report, **checked}}, metrics

@@ -4,6 +4,7 @@ checked through the loaders and a real Lightning fit/validate/test."""
 
 from __future__ import annotations
 
+import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -138,3 +139,39 @@ def test_only_training_batches_are_augmented_in_a_real_run(tmp_path):
             assert moved.float().mean() > 0.5, stage
         else:  # sanity check, validation during fit, validate(), test(): never augmented
             assert torch.equal(out, _normalised(raw)), stage
+
+
+def _on_device(device: str, tmp_path):
+    """A data module whose trainer runs on `device` (only the strategy's root device is read)."""
+    from types import SimpleNamespace
+
+    dm = SyntheticDataModule(tmp_path, tmp_path / "cache", batch_size=32, val_size=64)
+    dm.setup()
+    dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)),
+                                 training=True, current_epoch=0)
+    return dm
+
+
+def test_the_in_memory_data_moves_to_the_accelerator_once(tmp_path):
+    """On an accelerator ('meta' stands in for one here: tensors with shapes but no storage)
+    the uint8 images and labels move to it when the loaders are built, so each batch is
+    gathered there and no batch is copied from the host; on the CPU nothing moves."""
+    dm = _on_device("meta", tmp_path)
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.device.type == "meta" and y.device.type == "meta" and x.dtype == torch.uint8
+    assert dm._data["train"][0].device.type == "meta"
+    assert dm.transfer_batch_to_device((x, y), torch.device("meta"), 0)[0] is x  # no copy
+    cpu = _on_device("cpu", tmp_path)
+    assert next(iter(cpu.train_dataloader()))[0].device.type == "cpu"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_batches_on_an_accelerator_are_the_cpu_batches(tmp_path):
+    """Same indices and the same augmentation draws (made on the CPU generators) wherever the
+    data lives (`pytest -m gpu` on a machine with a CUDA GPU)."""
+    cpu, gpu = _on_device("cpu", tmp_path), _on_device("cuda", tmp_path)
+    for a, b in zip(cpu.train_dataloader(), gpu.train_dataloader(), strict=True):
+        xa, _ = cpu.on_after_batch_transfer(a, 0)
+        xb, _ = gpu.on_after_batch_transfer(b, 0)
+        assert xb.is_cuda and torch.allclose(xa, xb.cpu(), atol=1e-6)
