@@ -18,9 +18,10 @@ PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-
 
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     """The commit of the checkout and whether it had uncommitted changes (None outside git).
-    A copy of the tree without its .git (e.g. sent to a GPU machine) names its commit in
-    $QUANTSURVEY_GIT_COMMIT; it is recorded with `"commit_from": "environment"` and `dirty`
-    unknown (None)."""
+    A copy of the tree sent elsewhere (a GPU machine) may carry no .git, or a stale one that
+    names another commit: whoever made the copy from a clean checkout names its commit in
+    $QUANTSURVEY_GIT_COMMIT, which then wins, recorded with `"commit_from": "environment"` and
+    `dirty` unknown (None)."""
     def _git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
@@ -29,10 +30,10 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
-    commit = _git("rev-parse", "HEAD")
-    if commit is None and os.environ.get("QUANTSURVEY_GIT_COMMIT"):
+    if os.environ.get("QUANTSURVEY_GIT_COMMIT"):
         return {"commit": os.environ["QUANTSURVEY_GIT_COMMIT"], "dirty": None,
                 "commit_from": "environment"}
+    commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 

@@ -35,7 +35,8 @@ def unpack_ternary(blob: bytes, count: int) -> torch.Tensor:
     two_bits = np.stack([(packed >> s) & 3 for s in (0, 2, 4, 6)], axis=1).reshape(-1)[:count]
     if (two_bits == 3).any():
         raise ValueError("the 2-bit pattern 0b11 is not a ternary code")
-    codes = np.where(two_bits == 2, -1, two_bits).astype(np.int8)
+    codes = two_bits.astype(np.int8)
+    codes[two_bits == 2] = -1
     return torch.from_numpy(codes)
 
 

@@ -103,6 +103,13 @@ def test_two_bit_packing_round_trips_any_length(n):
     assert torch.equal(unpack_ternary(blob, n), codes)
 
 
+def test_unpacking_returns_int8_codes_under_numpy_2_promotion():
+    """NumPy 2 keeps uint8 when a Python int meets a uint8 array: −1 must not be written into
+    one (an OverflowError stopped every ternary export on a GPU machine with NumPy 2.5)."""
+    codes = unpack_ternary(bytes([0b10_01_00_10]), 4)
+    assert codes.dtype == torch.int8 and codes.tolist() == [-1, 0, 1, -1]
+
+
 def test_damaged_packed_codes_are_refused():
     blob = pack_ternary(torch.tensor([1, -1, 0, 1, 1], dtype=torch.int8))
     with pytest.raises(ValueError, match="cannot hold exactly 5"):
