@@ -118,7 +118,9 @@ def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path
         if last.is_file():
             _check_resumed_recipe(run_dir, resolved)
             return last
-        log.info("resume=true but %s has no checkpoint: starting from scratch", run_dir)
+        # a new directory (every fresh pipeline stage runs with resume=true) is not news
+        say = log.info if run_dir.is_dir() and any(run_dir.iterdir()) else log.debug
+        say("resume=true but %s has no checkpoint: starting from scratch", run_dir)
         return None
     if (run_dir / SUMMARY).exists() or last.exists():
         raise RunDirError(

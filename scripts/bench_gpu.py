@@ -124,19 +124,18 @@ def main() -> None:
 
     if args.accelerator == "gpu" and not torch.cuda.is_available():
         sys.exit("bench_gpu: no CUDA GPU here.")
-    rows = []
-    for jobs in args.jobs:
-        rows.append(measure(args.case, jobs, args.epochs, args.threads, args.data,
-                            args.accelerator))
-        print(json.dumps(rows[-1]), flush=True)
     gpu = torch.cuda.get_device_name(0) if args.accelerator == "gpu" else "none (cpu dry run)"
     record = {"gpu": gpu, "torch": torch.__version__,
               "cpu_cores": os.cpu_count(), "commit": git_state().get("commit"),
-              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
-    if args.out:
-        old = json.loads(args.out.read_text()) if args.out.is_file() else []
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps([*old, record], indent=1) + "\n")
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": []}
+    old = json.loads(args.out.read_text()) if args.out and args.out.is_file() else []
+    for jobs in args.jobs:
+        record["rows"].append(measure(args.case, jobs, args.epochs, args.threads, args.data,
+                                      args.accelerator))
+        print(json.dumps(record["rows"][-1]), flush=True)
+        if args.out:  # after every row: a run cut short keeps what it measured
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps([*old, record], indent=1) + "\n")
 
 
 if __name__ == "__main__":

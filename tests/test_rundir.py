@@ -66,3 +66,17 @@ def test_unfinished_run_with_another_compress_section_is_not_resumed(tmp_path):
     with pytest.raises(RunDirError, match=r"unfinished run started with another recipe "
                                           r"\(compress:"):
         check_run_dir(run, True, _resolved(tmp_path, "+compress.prune.quality.fc1=0.6"))
+
+
+def test_a_fresh_directory_under_resume_is_not_announced(tmp_path, caplog):
+    """Every new pipeline stage runs with resume=true: its start is not reported as a resume
+    that found nothing; a directory that holds files but no checkpoint still is."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="quantsurvey"):
+        assert check_run_dir(tmp_path / "new", True, {}) is None
+        assert "has no checkpoint" not in caplog.text
+        (tmp_path / "old").mkdir()
+        (tmp_path / "old" / "config.yaml").write_text("x: 1\n")
+        assert check_run_dir(tmp_path / "old", True, {}) is None
+        assert "has no checkpoint: starting from scratch" in caplog.text

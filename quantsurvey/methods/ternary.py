@@ -72,6 +72,10 @@ def ternary_layer_names(model: nn.Module, cfg: TernaryConfig, key: str) -> list[
     layers = weight_layers(model)
     names = list(layers)
     if cfg.layers == "inner":
+        if len(names) < 3:
+            raise ConfigError(f"{key}.layers=inner: this model has {len(names)} weight layers, "
+                              f"so none lies between the first and the last; name the layers "
+                              f"(and set {key}.quantize_first_last=true for those two).")
         return names[1:-1]
     unknown = [n for n in cfg.layers if n not in layers and n not in LAYER_TYPES]
     if unknown:
@@ -146,7 +150,7 @@ class TrainedTernaryQuantization(_Ternary):
 
     def make_transform(self, weight: torch.Tensor) -> nn.Module:
         w_p, w_n = initial_scales(weight, self.config.t, self.config.scale_init)
-        return TrainedTernary(self.config.t, w_p, w_n).to(weight.device)
+        return TrainedTernary(self.config.t, w_p, w_n).to(weight.device, weight.dtype)
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         """W_p and W_n without weight decay (two scalars per layer; decaying them would pull

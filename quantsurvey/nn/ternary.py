@@ -42,8 +42,11 @@ class _TrainedTernaryFn(torch.autograd.Function):
         pos, neg, w_p, w_n = ctx.saved_tensors
         one = grad.new_ones(())
         scale = torch.where(pos, w_p.to(grad.dtype), torch.where(neg, w_n.to(grad.dtype), one))
-        grad_w_p = grad[pos].sum().to(w_p.dtype) if ctx.needs_input_grad[1] else None
-        grad_w_n = -grad[neg].sum().to(w_n.dtype) if ctx.needs_input_grad[2] else None
+        zero = grad.new_zeros(())  # masked sums: no host sync on a GPU, unlike grad[pos]
+        grad_w_p = torch.where(pos, grad, zero).sum().to(w_p.dtype) \
+            if ctx.needs_input_grad[1] else None
+        grad_w_n = -torch.where(neg, grad, zero).sum().to(w_n.dtype) \
+            if ctx.needs_input_grad[2] else None
         return grad * scale, grad_w_p, grad_w_n, None
 
 

@@ -104,8 +104,9 @@ def test_two_bit_packing_round_trips_any_length(n):
 
 
 def test_unpacking_returns_int8_codes_under_numpy_2_promotion():
-    """NumPy 2 keeps uint8 when a Python int meets a uint8 array: −1 must not be written into
-    one (an OverflowError stopped every ternary export on a GPU machine with NumPy 2.5)."""
+    """int8 codes with the right values. (NumPy 2.5 raised OverflowError on the former
+    `np.where(two_bits == 2, -1, two_bits)`; NumPy 2.4, here, wraps silently instead, so this
+    test checks the result, not that error.)"""
     codes = unpack_ternary(bytes([0b10_01_00_10]), 4)
     assert codes.dtype == torch.int8 and codes.tolist() == [-1, 0, 1, -1]
 
@@ -187,6 +188,29 @@ def test_a_ternary_first_or_last_layer_needs_an_explicit_setting():
         m.check(model)
 
 
+def test_the_scales_have_no_weight_decay_and_follow_the_weights_dtype():
+    from quantsurvey.config import OptimConfig
+    from quantsurvey.lit.optim import build_optimizer, param_groups
+
+    model, m = _ttq_resnet()
+    m.before_training(model, StageContext(seed=0, run_dir=Path(".")))
+    optimizer = build_optimizer(param_groups(model, [m]), OptimConfig(weight_decay=2e-4))
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    scales = [p for n, p in model.named_parameters() if n.endswith((".w_p", ".w_n"))]
+    assert len(scales) == 36 and all(decay[id(p)] == 0.0 for p in scales)
+    others = [p for n, p in model.named_parameters() if not n.endswith((".w_p", ".w_n"))]
+    assert all(decay[id(p)] == 2e-4 for p in others)
+    double, m = _ttq_resnet()
+    m.before_training(double.to(torch.float64), StageContext(seed=0, run_dir=Path(".")))
+    assert double.layers[0].conv1.weight.dtype == torch.float64
+    lenet = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    (m,) = build_methods({"ttq": {}})
+    m.check(lenet)  # three layers: the middle one is ternary
+    tiny = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    with pytest.raises(ConfigError, match="none lies between the first and the last"):
+        m.check(tiny)
+
+
 def test_a_ternary_file_of_another_architecture_is_refused(tmp_path):
     model, m = _ttq_resnet(depth=32)
     ctx = StageContext(seed=0, run_dir=tmp_path, probe=lambda: torch.zeros(2, 3, 32, 32),
@@ -215,7 +239,7 @@ def test_a_ttq_run_trains_the_scales_and_tests_the_decoded_file(tmp_path):
     assert encoded["identical_outputs"]
     assert metrics["compress/size_bytes"] == (tmp_path / "run" / "model.qsdc").stat().st_size
     scales = [(r["w_p"], r["w_n"]) for r in encoded["layers"].values()]
-    assert all(s != (1.0, 1.0) for s in scales)  # trained away from their initial 1.0
+    assert all(w_p != 1.0 and w_n != 1.0 for w_p, w_n in scales)  # both trained away from 1.0
     logged = Path(tmp_path / "run").rglob("metrics.csv")
     header = next(logged).read_text().splitlines()[0]
     assert "compress/ttq/layers.0.conv1/w_p" in header
