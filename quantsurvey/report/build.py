@@ -499,11 +499,16 @@ LAYER_COLUMNS = [("kept_pct", "kept %", ".1f"), ("weight_bits_pq", "weight bits 
                  ("index_bits_pq", "index bits P+Q", "d"),
                  ("index_bits_huffman", "index bits Huffman", ".2f"),
                  ("stored_bytes", "stored bytes", ",.0f"), ("ratio", "ratio ×", ".1f")]
+# a ternary layer (Zhu et al. 2017): 2-bit codes and its two scales
+TERNARY_LAYER_COLUMNS = [("zero_pct", "zeros %", ".1f"), ("w_p", "W_p", ".4f"),
+                         ("w_n", "W_n", ".4f"), ("stored_bytes", "stored bytes", ",.0f"),
+                         ("ratio", "ratio ×", ".1f")]
 
 
 def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
-    """Per-layer storage of every encoded model, laid out like Deep Compression's Tables 2–5:
-    the mean over the seeds of one (paper, setting, method, budget)."""
+    """Per-layer storage of every encoded model, laid out like Deep Compression's Tables 2–5
+    (ternary models: zeros, scales, bytes): the mean over the seeds of one (paper, setting,
+    method, budget)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for s in summaries:
         enc = s.get("compression", {}).get("encoded")
@@ -512,16 +517,18 @@ def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
     lines = []
     for (paper, setting, method, budget), encs in sorted(groups.items()):
         layers = encs[0]["layers"]
+        ternary = all("zero_pct" in row for row in layers.values())
+        columns = TERNARY_LAYER_COLUMNS if ternary else LAYER_COLUMNS
         size = statistics.fmean(e["size_bytes"] for e in encs)
         original = encs[0]["original_bytes"]
         lines += [f"### {paper} / {setting} / {method} ({budget}, {len(encs)} seed(s))", "",
                   f"Encoded file {size / 1000:,.1f} kB (original {original / 1000:,.0f} kB, "
                   f"{original / size:.1f}×); every figure is read from the file's contents.", "",
-                  "| layer | params | " + " | ".join(h for _, h, _ in LAYER_COLUMNS) + " |",
-                  "| --- " * (len(LAYER_COLUMNS) + 2) + "|"]
+                  "| layer | params | " + " | ".join(h for _, h, _ in columns) + " |",
+                  "| --- " * (len(columns) + 2) + "|"]
         for name, first in layers.items():
             cells = []
-            for key, _, fmt in LAYER_COLUMNS:
+            for key, _, fmt in columns:
                 value = statistics.fmean(e["layers"][name][key] for e in encs)
                 cells.append(format(int(value) if fmt == "d" else value, fmt))
             lines.append(f"| {name} | {first['params']:,} | " + " | ".join(cells) + " |")

@@ -199,3 +199,21 @@ def test_storage_accounting_checks_get_their_own_section(tmp_path):
         ("size_kb", "storage-only-random-init [storage-deep_compression_6bit]"): "0.500"}
     (paper_row,) = [r for r in rows if r["method"] == "deep_compression"]
     assert paper_row["reported"] == "35.000" and paper_row["ours"] == ""
+
+
+def test_ternary_models_get_their_own_per_layer_columns():
+    """A ternary file's layers (zeros, W_p, W_n, bytes) are tabulated, not looked up under
+    Deep Compression's columns (a KeyError stopped the first collection of TTQ runs)."""
+    from quantsurvey.report.build import render_layer_tables
+
+    layer = {"params": 2304, "zero_pct": 40.0, "w_p": 1.25, "w_n": 0.75, "stored_bytes": 584,
+             "ratio": 15.8}
+    runs = [{"paper": "zhu2017_ttq", "setting": "resnet20_cifar10", "method": "ttq",
+             "budget": "gpu-8ep", "compression": {"encoded": {
+                 "size_bytes": 1000 + seed, "original_bytes": 12000,
+                 "layers": {"layers.0.conv1": {**layer, "w_p": layer["w_p"] + seed}}}}}
+            for seed in (0, 1)]
+    text = render_layer_tables(runs)
+    assert "| layer | params | zeros % | W_p | W_n | stored bytes | ratio × |" in text
+    assert "| layers.0.conv1 | 2,304 | 40.0 | 1.7500 | 0.7500 | 584 | 15.8 |" in text
+    assert "ttq (gpu-8ep, 2 seed(s))" in text
