@@ -205,4 +205,3 @@ def load_checked(model: nn.Module, path: Path, probe: torch.Tensor
     original = 4 * sum(p.numel() for p in decoded.parameters())
     info = {"original_bytes": original, "identical_outputs": same}
     return decoded, info, {"compress/size_bytes": float(size), "compress/ratio": original / size}
-

@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-_TO_BITS = {0: 0, 1: 1, -1: 2}
-
 
 def pack_ternary(codes: torch.Tensor) -> bytes:
     """Codes (any shape, values in {−1, 0, +1}) → ceil(n/4) bytes."""
