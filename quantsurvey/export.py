@@ -95,6 +95,17 @@ def decode_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch.Tensor:
     return torch.from_numpy(flat).view(meta["shape"])
 
 
+def add_dense(model: nn.Module, skip: set[str], header: dict[str, Any],
+              blobs: dict[str, bytes]) -> None:
+    """Every state-dict entry but the weights of the `skip` layers, stored as is (raw bytes,
+    dtype and shape in the header)."""
+    for key, tensor in plain_state_dict(model, skip=skip).items():
+        t = tensor.detach().cpu()
+        header["dense"][key] = {"dtype": str(t.dtype).removeprefix("torch."),
+                                "shape": list(t.shape)}
+        blobs[f"dense/{key}"] = t.contiguous().numpy().tobytes()
+
+
 def export_model(model: nn.Module, path: Path, model_info: dict[str, Any],
                  index_bits: dict[str, int]) -> dict[str, Any]:
     """Write the encoded file; returns its size and the per-layer accounting (Han 2016 Table 2)."""
@@ -106,11 +117,7 @@ def export_model(model: nn.Module, path: Path, model_info: dict[str, Any],
                                          index_bits[name])
         header["layers"][name] = meta
         blobs.update({f"{name}/{k}": v for k, v in layer_blobs.items()})
-    for key, tensor in plain_state_dict(model, skip=set(shared)).items():
-        t = tensor.detach().cpu()
-        header["dense"][key] = {"dtype": str(t.dtype).removeprefix("torch."),
-                                "shape": list(t.shape)}
-        blobs[f"dense/{key}"] = t.contiguous().numpy().tobytes()
+    add_dense(model, set(shared), header, blobs)
     size = write_container(path, header, blobs)
     table = {}
     for name, meta in header["layers"].items():
@@ -146,11 +153,7 @@ def export_ternary(model: nn.Module, path: Path, model_info: dict[str, Any],
                        "w_p": float(np.float32(w_p)), "w_n": float(np.float32(w_n)),
                        "stored_bytes": len(packed) + len(scales),
                        "ratio": 4 * n / (len(packed) + len(scales))}
-    for key, tensor in plain_state_dict(model, skip=set(ternary)).items():
-        t = tensor.detach().cpu()
-        header["dense"][key] = {"dtype": str(t.dtype).removeprefix("torch."),
-                                "shape": list(t.shape)}
-        blobs[f"dense/{key}"] = t.contiguous().numpy().tobytes()
+    add_dense(model, set(ternary), header, blobs)
     size = write_container(path, header, blobs)
     return {"size_bytes": size, "layers": table}
 
