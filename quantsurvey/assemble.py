@@ -56,8 +56,16 @@ def stage_context(rc: RunConfig, dm: pl.LightningDataModule, run_dir: Path) -> S
         x, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
         return x[:64].cpu()
 
+    def train_batches(n: int) -> list[torch.Tensor]:
+        out = []
+        for batch in dm.train_dataloader():
+            if len(out) == n:
+                break
+            out.append(dm.on_after_batch_transfer(batch, 0)[0].cpu())
+        return out
+
     return StageContext(seed=rc.seed, run_dir=Path(run_dir), model_info=model_info(rc, dm),
-                        probe=probe)
+                        probe=probe, train_batches=train_batches)
 
 
 def prepare_run(rc: RunConfig, run_dir: Path

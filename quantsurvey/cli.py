@@ -91,7 +91,8 @@ def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     order = list(stages)
     clashes = []
     for key in keys:
-        if key.startswith("pipeline") or key in GROUPS or key == "budget":
+        if key.startswith("pipeline") or key in GROUPS or key == "budget" \
+                or key in (cfg.get("grid") or []):
             continue
         setters = [s for s, over in OmegaConf.to_container(stages).items()
                    if any(_matches(k, (key,)) or _matches(key, (k,)) for k in _flat_keys(over))]
@@ -112,6 +113,8 @@ def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             return False  # a whole stage dropped: the others keep their recipes
         if key in GROUPS:
             return key in ("data", "model", "optim", "sched", "trainer", "callbacks")
+        if key in (cfg.get("grid") or []):
+            return False  # one of the experiment's declared grid axes: a setting
         return not _matches(_stage_key(key), NOT_RECIPE)
 
     changed = [o.key_or_group for o in parsed if changes_recipe(o)]

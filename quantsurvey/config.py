@@ -220,6 +220,8 @@ class RunConfig:
     # registered method name → its settings (null: not used), applied in this order
     compress: dict[str, Any] = field(default_factory=dict)
     pipeline: dict[str, Any] = field(default_factory=dict)  # stage name → config overrides
+    # the experiment's grid axes (dotted keys): sweeping them picks settings, not a new recipe
+    grid: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

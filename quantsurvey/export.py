@@ -1,5 +1,5 @@
-"""Export a weight-shared model (Deep Compression §2–4) or a ternary one (Zhu et al. 2017) to
-the encoded file, and load either back.
+"""Export a weight-shared model (Deep Compression §2–4), a ternary one (Zhu et al. 2017) or a
+fixed-point one (Lin et al. 2016, Anwar et al. 2015) to the encoded file, and load any back.
 
 Each shared layer is stored as: its codebook (float32, the centroids that some weight uses,
 at most 2^b − 1; symbol 0 is the exact zero; a layer written before `codebook_size` existed
@@ -7,8 +7,10 @@ stores all 2^b − 1), the non-zero positions as relative-index gap codes with f
 both symbol streams Huffman-coded with their code lengths (4 bits per symbol when all are
 ≤ 15). Everything else in the state dict (biases, unshared layers, batch-norm statistics) is
 stored as is. A ternary layer is stored as its 2-bit codes and its two float32 scales
-(`compress.ternary_pack`). The loader rebuilds a plain model whose weights equal the shared or
-ternary ones bit for bit.
+(`compress.ternary_pack`). A fixed-point layer is stored as its b-bit codes
+(`compress.bit_pack`) and its step; its activation quantizers (bits, step, level set) go in the
+header and are re-attached on loading. The loader rebuilds a plain model whose weights equal the
+shared, ternary or fixed-point ones bit for bit.
 """
 
 from __future__ import annotations
@@ -21,14 +23,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from quantsurvey.compress.bit_pack import pack_codes, unpack_codes
 from quantsurvey.compress.container import read_container, write_container
+from quantsurvey.compress.fixed_point import code_values
 from quantsurvey.compress.huffman import huffman_code_lengths, huffman_decode, huffman_encode
 from quantsurvey.compress.sparse_index import decode_relative_indices, encode_relative_indices
 from quantsurvey.compress.ternary_pack import pack_ternary, ternary_weight, unpack_ternary
 from quantsurvey.errors import CheckpointError
 from quantsurvey.models import create_model
 from quantsurvey.nn.layers import weight_layers
-from quantsurvey.nn.quant import find_transform, plain_state_dict
+from quantsurvey.nn.fixed_point import FixedPointQuantizer, FixedPointWeight
+from quantsurvey.nn.quant import (
+    find_transform,
+    input_quantizer,
+    latent_weight,
+    output_quantizer,
+    plain_state_dict,
+    set_input_quantizer,
+    set_output_quantizer,
+)
 from quantsurvey.nn.weight_sharing import SharedCodebook
 
 
@@ -164,6 +177,53 @@ def decode_ternary_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch
     return ternary_weight(codes, w_p, w_n).view(meta["shape"])
 
 
+def export_fixed_point(model: nn.Module, path: Path, model_info: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """Write the encoded file of a fixed-point model: each fixed-point layer's round-to-nearest
+    codes at its bit-width plus its step (float32); the activation quantizers in the header;
+    every other entry of the state dict as is. Returns the file's size, the weight bytes (codes
+    and steps of the fixed-point layers) and the per-layer accounting."""
+    header: dict[str, Any] = {"model": model_info, "layers": {}, "dense": {}, "activations": {}}
+    blobs: dict[str, bytes] = {}
+    table, fixed = {}, set()
+    for name, layer in weight_layers(model).items():
+        quantizers = {k: q for k, q in (("input", input_quantizer(layer)),
+                                         ("output", output_quantizer(layer)))
+                      if isinstance(q, FixedPointQuantizer)}
+        if quantizers:
+            header["activations"][name] = {
+                k: {"bits": q.bits, "step": float(q.step), "zero_level": q.zero_level}
+                for k, q in quantizers.items()}
+        transform = find_transform(layer, FixedPointWeight)
+        if transform is None:
+            continue
+        fixed.add(name)
+        codes = transform.codes(latent_weight(layer))
+        packed = pack_codes(codes, transform.bits)
+        step = np.array([float(transform.step)], dtype=np.float32).tobytes()
+        header["layers"][name] = {"kind": "fixed_point", "shape": list(codes.shape),
+                                  "bits": transform.bits, "zero_level": transform.zero_level}
+        blobs[f"{name}/codes"], blobs[f"{name}/step"] = packed, step
+        n = codes.numel()
+        table[name] = {"params": n, "bits": transform.bits, "step": float(transform.step),
+                       "stored_bytes": len(packed) + len(step),
+                       "ratio": 4 * n / (len(packed) + len(step))}
+    add_dense(model, fixed, header, blobs)
+    size = write_container(path, header, blobs)
+    return {"size_bytes": size, "weight_bytes": sum(t["stored_bytes"] for t in table.values()),
+            "layers": table}
+
+
+def decode_fixed_point_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch.Tensor:
+    codes = unpack_codes(blobs["codes"], meta["bits"], math.prod(meta["shape"]))
+    (step,) = np.frombuffer(blobs["step"], dtype=np.float32).tolist()
+    step = torch.tensor(step, dtype=torch.float32)
+    return code_values(codes.to(torch.float32), step, meta["zero_level"]).view(meta["shape"])
+
+
+DECODERS = {"ternary": decode_ternary_layer, "fixed_point": decode_fixed_point_layer}
+
+
 def load_model(path: Path) -> nn.Module:
     """Rebuild the plain float model from an encoded file."""
     header, blobs = read_container(path)
@@ -178,7 +238,7 @@ def load_model(path: Path) -> nn.Module:
     for name, meta in header["layers"].items():
         layer_blobs = {k.split("/", 1)[1]: v for k, v in blobs.items()
                        if k.startswith(f"{name}/")}
-        decode = decode_ternary_layer if meta.get("kind") == "ternary" else decode_layer
+        decode = DECODERS.get(meta.get("kind"), decode_layer)
         try:
             state[f"{name}.weight"] = decode(meta, layer_blobs)
         except (ValueError, KeyError) as err:
@@ -189,6 +249,11 @@ def load_model(path: Path) -> nn.Module:
     except RuntimeError as err:
         raise CheckpointError(f"{path} does not fit model {info['name']}: "
                               f"{str(err).splitlines()[0]}") from None
+    layers = weight_layers(model)
+    for name, quantizers in header.get("activations", {}).items():
+        for kind, q in quantizers.items():
+            setter = set_input_quantizer if kind == "input" else set_output_quantizer
+            setter(layers[name], FixedPointQuantizer(q["bits"], q["step"], q["zero_level"]))
     return model
 
 

@@ -34,7 +34,10 @@ def stage_configs(cfg: DictConfig) -> list[tuple[str, DictConfig, RunConfig]]:
     group = (base.get("logger") or {}).get("group") or base.get("paper")
     out = []
     for name, overrides in stages.items():
-        merged = OmegaConf.merge(base, overrides or {}, {"name": name, "stage": name,
+        # a stage's directory is its key, or the stage's own `name` (which may interpolate its
+        # settings, e.g. direct_w${compress.fixed_point.weight_bits}: grid points never collide)
+        dir_name = (overrides or {}).get("name", name)
+        merged = OmegaConf.merge(base, overrides or {}, {"name": dir_name, "stage": name,
                                                          "resume": True, "pipeline": {},
                                                          "logger": {"group": group}})
         try:

@@ -40,6 +40,8 @@ class StageContext:
     run_dir: Path
     model_info: dict[str, Any] = field(default_factory=dict)  # rebuilds the model (exporters)
     probe: Callable[[], torch.Tensor] | None = None  # a batch of test inputs, on demand
+    # the first n training batches' inputs (the epoch-0 order, no augmentation), on demand
+    train_batches: Callable[[int], list[torch.Tensor]] | None = None
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

@@ -7,7 +7,8 @@ Every Conv2d / Linear can carry, each with its own state:
   is that weight passed through the transforms in order (a mask, a shared codebook, fixed point,
   sign, ternary, …);
 - an input quantizer (any nn.Module mapping a tensor to a tensor), applied to the layer's input by
-  a forward pre-hook and stored as the submodule `<layer>.input_quantizer`.
+  a forward pre-hook and stored as the submodule `<layer>.input_quantizer`, and likewise an
+  output quantizer (a forward hook, `<layer>.output_quantizer`).
 
 Code that needs the effective weight, the kept positions or the stored form asks through the
 functions here (`effective_weight`, `kept_mask`, `find_transform`, `plain_state_dict`), never by
@@ -109,8 +110,28 @@ def input_quantizer(layer: nn.Module) -> nn.Module | None:
     return layer._modules.get("input_quantizer")
 
 
+def _quantize_output(layer: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    quantizer = layer._modules.get("output_quantizer")
+    return output if quantizer is None else quantizer(output)
+
+
+def set_output_quantizer(layer: nn.Module, quantizer: nn.Module | None) -> None:
+    """Quantize the layer's output with `quantizer` (None removes it)."""
+    if quantizer is None:
+        layer._modules.pop("output_quantizer", None)
+        return
+    if "output_quantizer" not in layer._modules:
+        layer.register_forward_hook(_quantize_output)
+    layer.output_quantizer = quantizer
+
+
+def output_quantizer(layer: nn.Module) -> nn.Module | None:
+    return layer._modules.get("output_quantizer")
+
+
 def is_quantized(layer: nn.Module) -> bool:
-    return bool(weight_transforms(layer)) or input_quantizer(layer) is not None
+    return bool(weight_transforms(layer)) or input_quantizer(layer) is not None \
+        or output_quantizer(layer) is not None
 
 
 def _transform_params(model: nn.Module) -> set[int]:
@@ -159,7 +180,8 @@ def plain_state_dict(model: nn.Module, skip: set[str] = frozenset()) -> dict[str
             if rest == "original" and owner not in skip:
                 out[f"{owner}.weight"] = effective_weight(layers[owner]).detach()
             continue
-        if any(key.startswith(f"{name}.input_quantizer.") for name in layers):
+        if any(key.startswith((f"{name}.input_quantizer.", f"{name}.output_quantizer."))
+               for name in layers):
             continue
         if key.endswith(".weight") and key.removesuffix(".weight") in skip:
             continue

@@ -1,0 +1,135 @@
+"""Signed fixed-point quantization (Lin, Talathi, Annapureddy 2016 §3; Anwar, Hwang, Sung 2015).
+
+A b-bit quantizer with step s has 2^b levels and saturates beyond them:
+
+- `zero_level=True` (two's complement, the fixed-point number k·2^−n of hardware): levels
+  k·s for k ∈ [−2^(b−1), 2^(b−1) − 1]; zero is a level; rounding to nearest, then saturation;
+- `zero_level=False` (the symmetric mid-rise quantizer of Lin et al.'s Table 1, 1 bit = ±s/2):
+  levels (k + ½)·s for the same k.
+
+A power-of-two step s = 2^−n is the fixed-point format with n fractional bits
+(`power_of_two_step`: n = round(−log2 s), Lin et al. §3.2). Stochastic rounding picks the level
+above with probability equal to the distance from the level below (in steps), from an explicit
+`torch.Generator`. `fake_quantize` passes the gradient straight through (identity), so float
+shadow weights and activations train through the quantizer (Anwar et al.'s retraining).
+`l2_optimal_step` is Anwar et al.'s direct quantization: the step that minimises ‖w − Q(w)‖².
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+MAX_BITS = 32
+ROUNDINGS = ("nearest", "stochastic")
+
+
+def check_bits(bits: int, what: str = "bits") -> int:
+    """`bits` as an int in [1, 32], else ValueError saying so."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+        raise ValueError(f"{what}={bits!r} is not a bit-width: use an integer from 1 to "
+                         f"{MAX_BITS} (or 'float' for unquantized).")
+    return bits
+
+
+def code_range(bits: int) -> tuple[int, int]:
+    """Smallest and largest integer code of a signed b-bit quantizer."""
+    check_bits(bits)
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def levels(bits: int, step: float, zero_level: bool = True) -> torch.Tensor:
+    """Every value the quantizer can output, ascending (float64)."""
+    low, high = code_range(bits)
+    k = torch.arange(low, high + 1, dtype=torch.float64)
+    return (k if zero_level else k + 0.5) * step
+
+
+def quantize_codes(x: torch.Tensor, step: float | torch.Tensor, bits: int,
+                   zero_level: bool = True, rounding: str = "nearest",
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Integer codes k (as x's dtype) with Q(x) = k·s (zero level) or (k + ½)·s (mid-rise)."""
+    low, high = code_range(bits)
+    scaled = x / step if zero_level else x / step - 0.5
+    if rounding == "nearest":
+        k = torch.round(scaled)  # ties to even, as torch.round
+    elif rounding == "stochastic":
+        if generator is None:
+            raise ValueError("stochastic rounding needs a seeded torch.Generator")
+        noise = torch.rand(x.shape, generator=generator, device=generator.device,
+                           dtype=x.dtype).to(x.device)
+        k = torch.floor(scaled + noise)
+    else:
+        raise ValueError(f"rounding={rounding!r}: choose one of {', '.join(ROUNDINGS)}")
+    return k.clamp_(low, high)
+
+
+def quantize(x: torch.Tensor, step: float | torch.Tensor, bits: int, zero_level: bool = True,
+             rounding: str = "nearest", generator: torch.Generator | None = None
+             ) -> torch.Tensor:
+    """Q(x): the nearest (or stochastically rounded) level, saturated at the range."""
+    return code_values(quantize_codes(x, step, bits, zero_level, rounding, generator), step,
+                       zero_level)
+
+
+def code_values(codes: torch.Tensor, step: float | torch.Tensor, zero_level: bool = True
+                ) -> torch.Tensor:
+    """The level of each code: k·s (zero level) or (k + ½)·s (mid-rise)."""
+    return codes * step if zero_level else (codes + 0.5) * step
+
+
+def fake_quantize(x: torch.Tensor, step: float | torch.Tensor, bits: int,
+                  zero_level: bool = True, rounding: str = "nearest",
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Q(x) forward, identity gradient to x (straight-through estimator)."""
+    q = quantize(x.detach(), step, bits, zero_level, rounding, generator)
+    return q + (x - x.detach())
+
+
+def power_of_two_step(step: float) -> tuple[float, int]:
+    """The fixed-point step nearest `step` on a log scale: (2^−n, n), n = round(−log2 step)
+    fractional bits (negative n: a step above 1)."""
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"step={step!r} must be a positive number")
+    n = round(-math.log2(step))
+    return 2.0 ** -n, n
+
+
+def quantization_mse(x: torch.Tensor, step: float, bits: int, zero_level: bool = True) -> float:
+    """mean (x − Q(x))² with round-to-nearest."""
+    x = x.detach().double()
+    return float(((x - quantize(x, step, bits, zero_level)) ** 2).mean())
+
+
+def l2_optimal_step(x: torch.Tensor, bits: int, zero_level: bool = True, starts: int = 64,
+                    iterations: int = 50) -> float:
+    """The step s minimising ‖x − Q_s(x)‖² (Anwar et al. 2015's direct quantization).
+
+    Alternating minimisation from `starts` initial steps spread over (0, 2·max|x| / 2^b·4]:
+    with the codes fixed the best step is closed-form, s = Σ x·c / Σ c² (c = k or k + ½); with
+    the step fixed the best codes are the nearest levels. Each round lowers the error; the best
+    of all starts is returned. The error is not convex in s, hence the many starts."""
+    x = x.detach().double().flatten()
+    peak = float(x.abs().max())
+    if peak == 0:
+        return 1.0
+    levels_half = 1 << (bits - 1)
+    best_step, best_err = None, math.inf
+    for i in range(1, starts + 1):
+        step = peak / levels_half * (4.0 * i / starts)
+        for _ in range(iterations):
+            c = quantize_codes(x, step, bits, zero_level)
+            c = c if zero_level else c + 0.5
+            denom = float((c * c).sum())
+            if denom == 0:
+                break
+            new = float((x * c).sum()) / denom
+            if new <= 0 or abs(new - step) <= 1e-12 * step:
+                step = new if new > 0 else step
+                break
+            step = new
+        err = quantization_mse(x, step, bits, zero_level)
+        if err < best_err:
+            best_step, best_err = step, err
+    return best_step
