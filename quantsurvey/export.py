@@ -31,8 +31,8 @@ from quantsurvey.compress.sparse_index import decode_relative_indices, encode_re
 from quantsurvey.compress.ternary_pack import pack_ternary, ternary_weight, unpack_ternary
 from quantsurvey.errors import CheckpointError
 from quantsurvey.models import create_model
-from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.fixed_point import FixedPointQuantizer, FixedPointWeight
+from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.quant import (
     find_transform,
     input_quantizer,

@@ -15,7 +15,7 @@ then Brent's method around its best point); SQNR = 10·log10(1 / D) dB, since th
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy import optimize, special
@@ -84,7 +84,7 @@ def quantizer_mse(step: float, bits: int, distribution: str, zero_level: bool = 
     return inner + upper + lower
 
 
-@lru_cache(maxsize=None)
+@cache
 def optimal_step(bits: int, distribution: str, zero_level: bool = False) -> float:
     """The step minimising `quantizer_mse` (unit variance): scan 160 log-spaced steps over
     [2^−b / 4, 2^−b · 64], then Brent's method between the best point's neighbours."""

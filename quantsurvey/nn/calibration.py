@@ -50,7 +50,8 @@ class TensorStats:
         edge = self.max_abs if self.max_abs > 0 else 1.0
         h = torch.histc(x.detach().float().flatten().cpu(), bins=bins, min=-edge, max=edge)
         h = h.to(torch.int64).tolist()
-        self.histogram = h if not self.histogram else [a + b for a, b in zip(self.histogram, h)]
+        self.histogram = h if not self.histogram else \
+            [a + b for a, b in zip(self.histogram, h, strict=True)]
 
     def as_dict(self) -> dict:
         return {"mean": self.mean, "std": self.std, "max_abs": self.max_abs,
@@ -70,7 +71,7 @@ def collect_statistics(model: nn.Module, batches: Sequence[torch.Tensor],
     was_training = model.training
     model.eval()
     for phase in ("moments", "histogram"):
-        def hook(name):
+        def hook(name, phase=phase):
             def record(module, inputs, output):
                 for kind, x in (("input", inputs[0]), ("output", output)):
                     if phase == "moments":
