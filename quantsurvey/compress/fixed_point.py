@@ -102,34 +102,39 @@ def quantization_mse(x: torch.Tensor, step: float, bits: int, zero_level: bool =
     return float(((x - quantize(x, step, bits, zero_level)) ** 2).mean())
 
 
-def l2_optimal_step(x: torch.Tensor, bits: int, zero_level: bool = True, starts: int = 64,
+def l2_optimal_step(x: torch.Tensor, bits: int, zero_level: bool = True, scan: int = 400,
                     iterations: int = 50) -> float:
     """The step s minimising ‖x − Q_s(x)‖² (Anwar et al. 2015's direct quantization).
 
-    Alternating minimisation from `starts` initial steps spread over (0, 2·max|x| / 2^b·4]:
-    with the codes fixed the best step is closed-form, s = Σ x·c / Σ c² (c = k or k + ½); with
-    the step fixed the best codes are the nearest levels. Each round lowers the error; the best
-    of all starts is returned. The error is not convex in s, hence the many starts."""
+    The error is piecewise quadratic in s and not convex, so: a scan of `scan` steps over
+    (0, 4·max|x| / 2^(b−1)], then from the best three, alternating minimisation (with the codes
+    fixed the best step is closed-form, s = Σ x·c / Σ c², c = k or k + ½; with the step fixed
+    the best codes are the nearest levels; each round lowers the error) and Brent's method
+    between the scan neighbours; the lowest error found wins."""
+    from scipy import optimize
+
     x = x.detach().double().flatten()
     peak = float(x.abs().max())
     if peak == 0:
         return 1.0
-    levels_half = 1 << (bits - 1)
-    best_step, best_err = None, math.inf
-    for i in range(1, starts + 1):
-        step = peak / levels_half * (4.0 * i / starts)
+    grid = peak / (1 << (bits - 1)) * 4.0 * torch.arange(1, scan + 1).double() / scan
+    errors = [quantization_mse(x, float(s), bits, zero_level) for s in grid]
+    order = sorted(range(scan), key=errors.__getitem__)[:3]
+    candidates = [(errors[i], float(grid[i])) for i in order]
+    for i in order:
+        step = float(grid[i])
         for _ in range(iterations):
             c = quantize_codes(x, step, bits, zero_level)
             c = c if zero_level else c + 0.5
             denom = float((c * c).sum())
-            if denom == 0:
-                break
-            new = float((x * c).sum()) / denom
+            new = float((x * c).sum()) / denom if denom else 0.0
             if new <= 0 or abs(new - step) <= 1e-12 * step:
-                step = new if new > 0 else step
                 break
             step = new
-        err = quantization_mse(x, step, bits, zero_level)
-        if err < best_err:
-            best_step, best_err = step, err
-    return best_step
+        candidates.append((quantization_mse(x, step, bits, zero_level), step))
+        lo, hi = float(grid[max(i - 1, 0)]), float(grid[min(i + 1, scan - 1)])
+        res = optimize.minimize_scalar(lambda s: quantization_mse(x, s, bits, zero_level),
+                                       bounds=(lo, hi), method="bounded",
+                                       options={"xatol": lo * 1e-6})
+        candidates.append((float(res.fun), float(res.x)))
+    return min(candidates)[1]

@@ -40,16 +40,17 @@ def harmonic_sqnr_db(sqnrs_db: list[float]) -> float:
 
 def allocate_bits(params: dict[str, int], anchor_bits: int, kappa: float,
                   min_bits: int = 1, max_bits: int = MAX_BITS) -> dict[str, int]:
-    """Per-layer bit-widths by Lin et al. Eq. 18: β_i = β_L + (10/κ)·log10(ρ_L/ρ_i), rounded,
-    where L is the layer with the most parameters and β_L = `anchor_bits`; clipped to
+    """Per-layer bit-widths by Lin et al. Eq. 18: β_i = β_L + (10/κ)·log10(ρ_L/ρ_i), rounded
+    (halves up), where L is the layer with the most parameters and β_L = `anchor_bits`; clipped to
     [min_bits, max_bits]."""
     if not params:
         raise ValueError("no layers to allocate bits to")
     if not (math.isfinite(kappa) and kappa > 0):
         raise ValueError(f"kappa={kappa!r} must be a positive number of dB per bit")
     largest = max(params.values())
-    return {name: int(min(max_bits, max(min_bits, round(
-        anchor_bits + 10 / kappa * math.log10(largest / rho))))) for name, rho in params.items()}
+    return {name: int(min(max_bits, max(min_bits, math.floor(  # halves round up
+        anchor_bits + 10 / kappa * math.log10(largest / rho) + 0.5))))
+        for name, rho in params.items()}
 
 
 def bits_for_target(params: dict[str, int], offsets_db: dict[str, float], target_db: float,

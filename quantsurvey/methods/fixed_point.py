@@ -25,7 +25,6 @@ and tested from that file.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.compress.fixed_point import (
     ROUNDINGS,
     check_bits,
@@ -184,8 +184,9 @@ class _FixedPoint(Method):
         stats = None
         if plan["input"] or plan["output"]:
             stats = collect_statistics(model, ctx.train_batches(cfg.calibration_batches))
-            (ctx.run_dir / CALIBRATION).write_text(json.dumps(
-                {n: {k: v.as_dict() for k, v in s.items()} for n, s in stats.items()}))
+            # written with the export: nothing may be written before the run holds its directory
+            self.calibration = {n: {k: v.as_dict() for k, v in s.items()}
+                                for n, s in stats.items()}
         record: dict[str, dict[str, Any]] = {}
         for index, (name, layer) in enumerate(layers.items()):
             entry: dict[str, Any] = {}
@@ -214,6 +215,8 @@ class _FixedPoint(Method):
 
     def after_training(self, model: nn.Module, ctx: StageContext
                        ) -> tuple[nn.Module, dict[str, Any], dict[str, float]]:
+        if getattr(self, "calibration", None):
+            write_json_atomic(ctx.run_dir / CALIBRATION, self.calibration)
         path = ctx.run_dir / ENCODED
         report = export_fixed_point(model, path, ctx.model_info)
         decoded, checked, metrics = load_checked(model, path, ctx.probe())

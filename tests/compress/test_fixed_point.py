@@ -1,0 +1,231 @@
+"""Fixed point (Lin et al. 2016, Anwar et al. 2015): levels, saturation, rounding, gradients,
+the optimal-step solver against an independent brute force, SQNR rules, bit allocation, and
+b-bit packing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from quantsurvey.compress.bit_pack import pack_codes, packed_size, unpack_codes
+from quantsurvey.compress.fixed_point import (
+    check_bits,
+    fake_quantize,
+    l2_optimal_step,
+    levels,
+    power_of_two_step,
+    quantization_mse,
+    quantize,
+)
+from quantsurvey.compress.optimal_quantizer import (
+    density,
+    optimal_step,
+    quantizer_mse,
+    sqnr_db_of_step,
+)
+from quantsurvey.compress.sqnr import (
+    allocate_bits,
+    bits_for_target,
+    harmonic_sqnr_db,
+    sqnr_db,
+)
+
+RAMP = torch.linspace(-3, 3, 601)
+
+
+def test_levels_and_saturation_of_the_zero_level_quantizer():
+    # 3 bits, step 0.5: codes −4 … 3, levels −2.0 … 1.5; beyond them the output saturates
+    q = quantize(RAMP, 0.5, 3)
+    assert sorted(set(q.tolist())) == [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
+    assert q[0].item() == -2.0 and q[-1].item() == 1.5
+    assert quantize(torch.tensor([0.74, 0.76, -0.26, 0.0]), 0.5, 3).tolist() == [0.5, 1.0, -0.5,
+                                                                                  0.0]
+    assert levels(3, 0.5).tolist() == [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5]
+
+
+def test_mid_rise_levels_are_symmetric_without_zero():
+    q = quantize(RAMP, 0.5, 2, zero_level=False)
+    assert sorted(set(q.tolist())) == [-0.75, -0.25, 0.25, 0.75]
+    assert quantize(torch.tensor([0.01, -0.01, 0.6]), 0.5, 2, zero_level=False).tolist() == [
+        0.25, -0.25, 0.75]
+    # Lin et al.'s 1-bit Gaussian quantizer: levels ±0.798 for the step 1.596
+    assert quantize(torch.tensor([-5.0, 5.0]), 1.596, 1, zero_level=False).tolist() == \
+        pytest.approx([-0.798, 0.798])
+
+
+@pytest.mark.parametrize("zero_level", [True, False])
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_quantization_is_idempotent(zero_level, rounding):
+    gen = torch.Generator().manual_seed(0)
+    once = quantize(RAMP, 0.3, 4, zero_level)
+    again = quantize(once, 0.3, 4, zero_level, rounding, gen)
+    assert torch.allclose(again, once, atol=1e-6)
+
+
+def test_stochastic_rounding_is_unbiased_seeded_and_needs_a_generator():
+    x = torch.full((200_000,), 0.3)
+    q = quantize(x, 1.0, 4, rounding="stochastic", generator=torch.Generator().manual_seed(1))
+    assert set(q.unique().tolist()) == {0.0, 1.0}
+    assert q.mean().item() == pytest.approx(0.3, abs=0.005)
+    q2 = quantize(x, 1.0, 4, rounding="stochastic", generator=torch.Generator().manual_seed(1))
+    assert torch.equal(q, q2)
+    with pytest.raises(ValueError, match="seeded torch.Generator"):
+        quantize(x, 1.0, 4, rounding="stochastic")
+
+
+def test_straight_through_gradient_is_identity_also_beyond_the_range():
+    x = torch.tensor([-9.0, -0.3, 0.2, 7.0], requires_grad=True)
+    y = fake_quantize(x, 0.5, 3)
+    assert y.tolist() == [-2.0, -0.5, 0.0, 1.5]
+    (y * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("bits", [0, 33, 2.5, True, "8"])
+def test_impossible_bit_widths_are_refused(bits):
+    with pytest.raises(ValueError, match="is not a bit-width: use an integer from 1 to 32"):
+        check_bits(bits, "weight_bits")
+
+
+def test_power_of_two_step_gives_fractional_bits():
+    assert power_of_two_step(0.3) == (0.25, 2)
+    assert power_of_two_step(0.03) == (2 ** -5, 5)
+    assert power_of_two_step(3.0) == (4.0, -2)
+
+
+def test_l2_optimal_step_beats_every_step_of_a_fine_grid():
+    w = torch.randn(3000, generator=torch.Generator().manual_seed(2)) * 0.1
+    for bits, zero_level in ((2, True), (3, False), (4, True)):
+        step = l2_optimal_step(w, bits, zero_level)
+        best = min(quantization_mse(w, s, bits, zero_level)
+                   for s in np.linspace(0.001, 0.3, 3000))
+        assert quantization_mse(w, step, bits, zero_level) <= best * (1 + 1e-6)
+
+
+def _quad_mse(step: float, bits: int, dist: str, zero_level: bool) -> float:
+    """Slow reference: scipy's adaptive quadrature of (x − Q(x))² p(x) cell by cell."""
+    lv = levels(bits, step, zero_level).numpy()
+    edges = np.concatenate([[-np.inf], (lv[:-1] + lv[1:]) / 2, [np.inf]])
+    if dist == "uniform":
+        edges = np.clip(edges, -math.sqrt(3), math.sqrt(3))
+    total = 0.0
+    for a, b, c in zip(edges[:-1], edges[1:], lv, strict=True):
+        if a < b:
+            total += integrate.quad(lambda x, c=c: (x - c) ** 2 * density(np.array(x), dist),
+                                    a, b, epsabs=1e-13, epsrel=1e-11)[0]
+    return total
+
+
+@pytest.mark.parametrize("dist", ["gaussian", "laplacian", "uniform"])
+@pytest.mark.parametrize("zero_level", [False, True])
+def test_solver_matches_a_brute_force_search_with_quadrature(dist, zero_level):
+    for bits in (1, 2, 3):
+        step = optimal_step(bits, dist, zero_level)
+        assert quantizer_mse(step, bits, dist, zero_level) == pytest.approx(
+            _quad_mse(step, bits, dist, zero_level), rel=1e-7)
+        grid = np.linspace(step * 0.8, step * 1.2, 81)
+        brute = grid[int(np.argmin([_quad_mse(s, bits, dist, zero_level) for s in grid]))]
+        assert step == pytest.approx(brute, abs=(grid[1] - grid[0]))
+        assert _quad_mse(step, bits, dist, zero_level) <= min(
+            _quad_mse(s, bits, dist, zero_level) for s in grid) * (1 + 1e-9)
+
+
+def test_the_papers_gaussian_steps_and_max_1960s_table():
+    # Lin et al.: 1.596 (1 bit) and 0.996 (2 bits); Max 1960 uniform quantizer: 0.586, 0.335
+    assert optimal_step(1, "gaussian") == pytest.approx(1.596, abs=5e-4)
+    assert optimal_step(2, "gaussian") == pytest.approx(0.996, abs=5e-4)
+    assert optimal_step(3, "gaussian") == pytest.approx(0.586, abs=5e-4)
+    assert optimal_step(4, "gaussian") == pytest.approx(0.3352, abs=5e-4)
+    assert optimal_step(2, "laplacian") == pytest.approx(1.087, abs=1e-3)
+    # 1 bit on a Laplacian: levels ±E|x| = ±1/√2
+    assert optimal_step(1, "laplacian") == pytest.approx(math.sqrt(2), abs=1e-4)
+    for bits in (1, 2, 5):  # uniform input: the step that tiles its support exactly
+        assert optimal_step(bits, "uniform") == pytest.approx(2 * math.sqrt(3) / 2 ** bits,
+                                                              rel=1e-5)
+
+
+def test_uniform_input_gains_6_02_db_per_bit():
+    for bits in range(2, 13):
+        db = sqnr_db_of_step(optimal_step(bits, "uniform"), bits, "uniform")
+        assert db == pytest.approx(20 * math.log10(2) * bits, abs=0.1)
+    x = (torch.rand(1_000_000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+         * 2 - 1) * math.sqrt(3)
+    step = optimal_step(8, "uniform")
+    assert sqnr_db(x, quantize(x, step, 8, zero_level=False)) == pytest.approx(48.16, abs=0.1)
+
+
+def test_sqnr_and_its_harmonic_combination():
+    x = torch.tensor([1.0, -2.0, 3.0])
+    assert sqnr_db(x, x + torch.tensor([0.1, 0.0, -0.1])) == pytest.approx(
+        10 * math.log10(14 / 0.02))
+    assert sqnr_db(x, x) == math.inf
+    assert harmonic_sqnr_db([20.0, 20.0]) == pytest.approx(20 - 10 * math.log10(2))
+    assert harmonic_sqnr_db([30.0, math.inf]) == pytest.approx(30.0)
+
+
+def test_harmonic_prediction_matches_a_tiny_network():
+    """Quantize each layer of a 3-layer ReLU MLP alone, then all at once: the output SQNR of
+    the whole is predicted by 1/γ = Σ 1/γ_i (Lin et al. Eq. 13) within 1 dB."""
+    gen = torch.Generator().manual_seed(4)
+    weights = [torch.randn(256, 256, generator=gen) / 16 for _ in range(3)]
+    x = torch.randn(512, 256, generator=gen)
+
+    def forward(ws):
+        h = x
+        for i, w in enumerate(ws):
+            h = h @ w.T
+            h = h.relu() if i < 2 else h
+        return h
+
+    reference = forward(weights)
+
+    def q(w):
+        return quantize(w, w.std().item() * optimal_step(5, "gaussian", True), 5)
+
+    alone = [sqnr_db(reference, forward([q(w) if j == i else w for j, w in enumerate(weights)]))
+             for i in range(3)]
+    measured = sqnr_db(reference, forward([q(w) for w in weights]))
+    assert harmonic_sqnr_db(alone) == pytest.approx(measured, abs=1.0)
+    assert measured < min(alone)  # more noise sources, lower SQNR
+
+
+def test_allocation_gives_fewer_bits_to_bigger_layers_by_eq_18():
+    params = {"small": 1_000, "mid": 10_000, "big": 100_000}
+    bits = allocate_bits(params, anchor_bits=4, kappa=6.02)
+    # β_i − β_big = (10/6.02)·log10(ρ_big/ρ_i): +3.32 and +1.66 bits, rounded
+    assert bits == {"small": 7, "mid": 6, "big": 4}
+    assert allocate_bits(params, 4, 20.0) == {"small": 5, "mid": 5, "big": 4}
+    assert allocate_bits(params, 30, 1.0, max_bits=32)["small"] == 32  # clipped
+
+
+def test_a_target_sqnr_that_cannot_be_met_is_refused():
+    params = {"a": 100, "b": 1000}
+    offsets = {"a": 0.0, "b": 0.0}
+    bits = bits_for_target(params, offsets, 30.0, 6.02, max_bits=16)
+    assert harmonic_sqnr_db([6.02 * bits[n] for n in params]) >= 30.0
+    with pytest.raises(ValueError, match="cannot be met: 8 bits in every layer give"):
+        bits_for_target(params, offsets, 60.0, 6.02, max_bits=8)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 7, 8, 13, 16, 31, 32])
+@pytest.mark.parametrize("n", [0, 1, 7, 64, 1001])
+def test_b_bit_packing_round_trips(bits, n):
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    gen = torch.Generator().manual_seed(bits * 7 + n)
+    codes = torch.randint(low, high + 1, (n,), generator=gen, dtype=torch.int64)
+    if n >= 2:
+        codes[0], codes[1] = low, high
+    blob = pack_codes(codes, bits)
+    assert len(blob) == packed_size(n, bits) == math.ceil(n * bits / 8)
+    assert torch.equal(unpack_codes(blob, bits, n), codes)
+
+
+def test_bad_packed_codes_are_refused():
+    with pytest.raises(ValueError, match=r"codes must lie in \[-4, 3\] for 3 bits"):
+        pack_codes(torch.tensor([4]), 3)
+    with pytest.raises(ValueError, match="cannot hold exactly 10 3-bit codes"):
+        unpack_codes(b"\x00" * 3, 3, 10)
