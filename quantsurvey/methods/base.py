@@ -42,6 +42,9 @@ class StageContext:
     probe: Callable[[], torch.Tensor] | None = None  # a batch of test inputs, on demand
     # the first n training batches' inputs (the epoch-0 order, no augmentation), on demand
     train_batches: Callable[[int], list[torch.Tensor]] | None = None
+    # statistics of the stage's starting model that methods may memoise (keyed by what they
+    # depend on): an analysis that applies many settings to one float model computes them once
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)

@@ -183,7 +183,11 @@ class _FixedPoint(Method):
         layers = weight_layers(model)
         stats = None
         if plan["input"] or plan["output"]:
-            stats = collect_statistics(model, ctx.train_batches(cfg.calibration_batches))
+            key = ("calibration", cfg.calibration_batches)
+            if key not in ctx.memo:
+                ctx.memo[key] = collect_statistics(model,
+                                                   ctx.train_batches(cfg.calibration_batches))
+            stats = ctx.memo[key]
             # written with the export: nothing may be written before the run holds its directory
             self.calibration = {n: {k: v.as_dict() for k, v in s.items()}
                                 for n, s in stats.items()}

@@ -1,0 +1,309 @@
+"""Lin, Talathi, Annapureddy 2016 (§3–4) on a trained float network: per-layer SQNR after
+conversion, the output SQNR predicted by harmonic combination (1/γ = Σ 1/γ_i, Eq. 13) beside the
+measured one, and the cross-layer bit allocation (Eq. 18) against equal bit-widths (model size
+at equal test error). Every quantized model is built by the `fixed_point` /
+`fixed_point_allocated` methods themselves (steps σ·S(β), power of two, calibration on 10
+training batches), without fine-tuning.
+
+    python scripts/lin2016_analysis.py --run outputs/zhu2017_ttq/resnet20_cifar10/float/seed=0 \
+        --data-root ../shared/data --threads 1
+
+Writes results/lin2016_fixed_point/analysis_<setting>_seed<s>.{json,md} and two figures in
+results/figures/ (measured against predicted SQNR; size against error for the two allocations).
+SQNRs are measured on the logits of `--sqnr-images` validation images (the held-out split of the
+training set), test errors on the whole test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from quantsurvey.assemble import build_datamodule  # noqa: E402
+from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
+from quantsurvey.compress.sqnr import harmonic_sqnr_db, sqnr_db  # noqa: E402
+from quantsurvey.config import validate_config  # noqa: E402
+from quantsurvey.methods import StageContext, build_methods  # noqa: E402
+from quantsurvey.models import create_model  # noqa: E402
+from quantsurvey.nn.layers import weight_layers  # noqa: E402
+from quantsurvey.provenance import git_state, hardware, package_versions  # noqa: E402
+from quantsurvey.stages import load_stage  # noqa: E402
+from quantsurvey.threads import set_threads  # noqa: E402
+
+WEIGHT_BITS = (2, 3, 4, 6, 8)
+ACT_BITS = (4, 6, 8)
+SETTINGS = ((2, 8), (3, 8), (4, 8), (6, 8), (8, 8), (8, 4), (8, 6), (4, 4), (6, 6), (4, "float"),
+            ("float", 4), ("float", 6))
+EQUAL = (2, 3, 4, 5, 6, 8)
+ANCHORS = (1, 2, 3, 4, 5, 6)
+
+
+def quantized(model, section, method, ctx):
+    m = copy.deepcopy(model)
+    (meth,) = build_methods({method: section})
+    info = meth.before_training(m, ctx)
+    return m.eval(), info[f"{method}_layers"]
+
+
+def logits(model, batches):
+    with torch.no_grad():
+        return torch.cat([model(x) for x in batches])
+
+
+def test_error(model, test_batches):
+    wrong = total = 0
+    with torch.no_grad():
+        for x, y in test_batches:
+            wrong += int((model(x).argmax(1) != y).sum())
+            total += len(y)
+    return 100.0 * wrong / total
+
+
+def weight_bytes(model, record):
+    """Bytes of the weight layers: b bits per weight where quantized, 32 elsewhere (no steps)."""
+    bits = 0
+    for name, layer in weight_layers(model).items():
+        b = record.get(name, {}).get("weight", {}).get("bits", 32)
+        bits += layer.weight.numel() * b
+    return bits / 8
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="a finished float run directory")
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--cache-dir", type=Path, default=REPO / "data" / "cache")
+    parser.add_argument("--sqnr-images", type=int, default=1000)
+    parser.add_argument("--kappa", type=float, default=6.02)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "lin2016_fixed_point")
+    parser.add_argument("--figures", type=Path, default=REPO / "results" / "figures")
+    args = parser.parse_args()
+    start = time.time()
+    git = git_state()
+    set_threads(args.threads)
+    summary = json.loads((args.run / "summary.json").read_text())
+    cfg = OmegaConf.load(args.run / "config.yaml")
+    cfg.data.root, cfg.paths.cache_dir = str(args.data_root), str(args.cache_dir)
+    cfg.trainer.accelerator, cfg.trainer.devices = "cpu", "auto"  # trained elsewhere maybe
+    rc = validate_config(cfg)
+    dm = build_datamodule(rc)
+    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
+                         **rc.model.params)
+    load_stage(model, args.run)
+    model.eval()
+
+    calibration = []
+    for batch in dm.train_dataloader():
+        if len(calibration) == 10:
+            break
+        calibration.append(dm.on_after_batch_transfer(batch, 0)[0])
+    val = []
+    for batch in dm.val_dataloader():
+        val.append(dm.on_after_batch_transfer(batch, 0)[0])
+    val = torch.cat(val)[: args.sqnr_images].split(500)
+    test = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
+    ctx = StageContext(seed=rc.seed, run_dir=args.out, train_batches=lambda n: calibration[:n])
+    reference = logits(model, val)
+    float_err = test_error(model, test)
+    layers = list(weight_layers(model))
+    params = {n: weight_layers(model)[n].weight.numel() for n in layers}
+    base = {"weight_step": "sqnr", "act_step": "sqnr", "power_of_two": True,
+            "calibration_batches": 10}
+
+    # 1. each quantizer alone: the tensor's own SQNR and the output SQNR it causes
+    alone: dict[str, dict] = {n: {"params": params[n], "weight": {}, "input": {}} for n in layers}
+    for name in layers:
+        w = weight_layers(model)[name].weight.detach()
+        for b in WEIGHT_BITS:
+            m, rec = quantized(model, {**base, "weight_bits": {name: b}}, "fixed_point", ctx)
+            w_q = weight_layers(m)[name].weight.detach()
+            alone[name]["weight"][b] = {"tensor_db": sqnr_db(w, w_q),
+                                        "output_db": sqnr_db(reference, logits(m, val)),
+                                        "step": rec[name]["weight"]["step"]}
+        for b in ACT_BITS:
+            m, rec = quantized(model, {**base, "weight_bits": "float", "input_bits": {name: b}},
+                               "fixed_point", ctx)
+            layer = weight_layers(m)[name]
+            seen: list[torch.Tensor] = []
+            # prepended: runs before the input quantizer's own pre-hook, so it sees float input
+            hook = layer.register_forward_pre_hook(lambda mod, inp, seen=seen: seen.append(inp[0]),
+                                                   prepend=True)
+            with torch.no_grad():
+                m(val[0])
+            hook.remove()
+            x = seen[0]
+            alone[name]["input"][b] = {"tensor_db": sqnr_db(x, layer.input_quantizer(x)),
+                                       "output_db": sqnr_db(reference, logits(m, val)),
+                                       "step": rec[name]["input"]["step"]}
+        print(f"{name}: weight 8-bit output SQNR {alone[name]['weight'][8]['output_db']:.1f} dB",
+              flush=True)
+
+    slopes = [(alone[n]["weight"][8]["tensor_db"] - alone[n]["weight"][4]["tensor_db"]) / 4
+              for n in layers]
+    kappa_measured = sorted(slopes)[len(slopes) // 2]
+
+    # 2. harmonic prediction against measurement, every layer quantized at once
+    combined = []
+    for wb, ab in SETTINGS:
+        section = {**base, "weight_bits": wb, "input_bits": ab}
+        m, _ = quantized(model, section, "fixed_point", ctx)
+        parts = [alone[n]["weight"][wb]["output_db"] for n in layers if wb != "float"]
+        parts += [alone[n]["input"][ab]["output_db"] for n in layers if ab != "float"]
+        combined.append({"weight_bits": wb, "input_bits": ab,
+                         "predicted_db": harmonic_sqnr_db(parts),
+                         "measured_db": sqnr_db(reference, logits(m, val))})
+        print(f"w{wb} a{ab}: predicted {combined[-1]['predicted_db']:.2f} dB, measured "
+              f"{combined[-1]['measured_db']:.2f} dB", flush=True)
+
+    # 3. allocation (Eq. 18) against equal bit-widths: weight bytes and test error, inputs 8 bits
+    curves = {"equal": [], "allocated": []}
+    for b in EQUAL:
+        m, rec = quantized(model, {**base, "weight_bits": b, "input_bits": 8}, "fixed_point", ctx)
+        curves["equal"].append({"bits": b, "weight_bytes": weight_bytes(m, rec),
+                                "test_err": test_error(m, test)})
+    for anchor in ANCHORS:
+        section = {**base, "anchor_bits": anchor, "kappa": args.kappa, "input_bits": 8}
+        m, rec = quantized(model, section, "fixed_point_allocated", ctx)
+        curves["allocated"].append({"anchor_bits": anchor, "weight_bytes": weight_bytes(m, rec),
+                                    "bits": {n: rec[n]["weight"]["bits"] for n in layers},
+                                    "test_err": test_error(m, test)})
+    comparison = []
+    for point in curves["equal"]:
+        fits = [p for p in curves["allocated"] if p["test_err"] <= point["test_err"]]
+        best = min(fits, key=lambda p: p["weight_bytes"]) if fits else None
+        comparison.append({
+            "equal_bits": point["bits"], "equal_err": point["test_err"],
+            "equal_bytes": point["weight_bytes"],
+            "allocated_bytes": best["weight_bytes"] if best else None,
+            "allocated_err": best["test_err"] if best else None,
+            "allocated_anchor": best["anchor_bits"] if best else None,
+            "smaller_pct": 100 * (1 - best["weight_bytes"] / point["weight_bytes"])
+            if best else None})
+
+    setting, seed = summary["setting"], summary["seed"]
+    result = {
+        "what": "Lin et al. 2016 SQNR analysis of a float network, without fine-tuning",
+        "float_run": {"dir": str(args.run), "paper": summary["paper"], "budget": summary["budget"],
+                      "git": summary["git"], "test_err_reported": summary["metrics"]["test/err"]},
+        "float_test_err": float_err, "kappa_for_allocation": args.kappa,
+        "kappa_measured_median_db_per_bit": kappa_measured,
+        "sqnr_images": args.sqnr_images, "alone": alone, "combined": combined,
+        "curves": curves, "comparison": comparison,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "git": git, "versions": package_versions(), "hardware": hardware(),
+        "python": platform.python_version(), "threads": args.threads,
+        "wall_time_s": round(time.time() - start, 1),
+        "data": {"root": str(args.data_root.resolve()), **dm.split_sizes()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"analysis_{setting}_seed{seed}"
+    write_json_atomic(args.out / f"{stem}.json", result)
+    (args.out / f"{stem}.md").write_text(markdown(result, layers))
+    figures(result, args.figures, f"{setting}_seed{seed}")
+    print(f"wrote {args.out / stem}.{{json,md}} in {result['wall_time_s']} s")
+
+
+def _fmt(v, spec=".2f"):
+    return "–" if v is None else (f"{v:{spec}}" if isinstance(v, float) else str(v))
+
+
+def markdown(r: dict, layers: list[str]) -> str:
+    lines = [
+        f"# Lin et al. 2016 analysis: {r['float_run']['dir']}",
+        "",
+        f"Float model: {r['float_run']['paper']} float stage, budget {r['float_run']['budget']}, "
+        f"test error {r['float_test_err']:.2f}% (re-evaluated here). No fine-tuning: every "
+        f"number below is the converted model. SQNR on the logits of {r['sqnr_images']} "
+        f"validation images; test error on the full test set. κ for the allocation "
+        f"{r['kappa_for_allocation']} dB/bit; measured median weight-SQNR slope (4 → 8 bits) "
+        f"{r['kappa_measured_median_db_per_bit']:.2f} dB/bit.",
+        f"Command: `{r['command']}` (git {r['git']['commit'][:10]}, dirty={r['git']['dirty']}, "
+        f"{r['wall_time_s']} s, {r['threads']} thread(s)).",
+        "",
+        "## Per-layer SQNR (dB): the tensor's own, and the output SQNR it causes alone",
+        "",
+        "| layer | params | " + " | ".join(f"w{b} tensor / out" for b in WEIGHT_BITS) + " | "
+        + " | ".join(f"in{b} tensor / out" for b in ACT_BITS) + " |",
+        "|---|---:|" + "---:|" * (len(WEIGHT_BITS) + len(ACT_BITS)),
+    ]
+    for n in layers:
+        a = r["alone"][n]
+        cells = [f"{a['weight'][b]['tensor_db']:.1f} / {a['weight'][b]['output_db']:.1f}"
+                 for b in WEIGHT_BITS]
+        cells += [f"{a['input'][b]['tensor_db']:.1f} / {a['input'][b]['output_db']:.1f}"
+                  for b in ACT_BITS]
+        lines.append(f"| {n} | {a['params']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Output SQNR: harmonic prediction (Eq. 13) against measurement", "",
+              "| weight bits | input bits | predicted dB | measured dB | difference dB |",
+              "|---|---|---:|---:|---:|"]
+    for c in r["combined"]:
+        lines.append(f"| {c['weight_bits']} | {c['input_bits']} | {c['predicted_db']:.2f} | "
+                     f"{c['measured_db']:.2f} | {c['measured_db'] - c['predicted_db']:+.2f} |")
+    lines += ["", "## Weight bytes against test error: equal bit-widths and Eq. 18 allocation "
+              "(inputs 8 bits, no fine-tuning)", "",
+              "| equal bits | error % | weight bytes | allocated: anchor | error % | weight bytes "
+              "| smaller |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in r["comparison"]:
+        smaller = "–" if c["smaller_pct"] is None else f"{c['smaller_pct']:.1f}%"
+        lines.append(f"| {c['equal_bits']} | {c['equal_err']:.2f} | {c['equal_bytes']:.0f} | "
+                     f"{_fmt(c['allocated_anchor'])} | {_fmt(c['allocated_err'])} | "
+                     f"{_fmt(c['allocated_bytes'], '.0f')} | {smaller} |")
+    lines += ["", "Allocated points (anchor: the largest layer's bits):", ""]
+    for p in r["curves"]["allocated"]:
+        lines.append(f"- anchor {p['anchor_bits']}: {p['weight_bytes']:.0f} B, "
+                     f"{p['test_err']:.2f}% — bits {p['bits']}")
+    return "\n".join(lines) + "\n"
+
+
+def figures(r: dict, out: Path, tag: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    pred = [c["predicted_db"] for c in r["combined"]]
+    meas = [c["measured_db"] for c in r["combined"]]
+    ax.scatter(pred, meas)
+    for c in r["combined"]:
+        ax.annotate(f"w{c['weight_bits']}/a{c['input_bits']}",
+                    (c["predicted_db"], c["measured_db"]), fontsize=7)
+    lo, hi = min(pred + meas) - 2, max(pred + meas) + 2
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel("predicted output SQNR (dB), 1/γ = Σ 1/γ_i")
+    ax.set_ylabel("measured output SQNR (dB)")
+    ax.set_title(f"Lin et al. Eq. 13, {tag}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / f"lin2016_sqnr_predicted_vs_measured_{tag}.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for key, marker in (("equal", "o"), ("allocated", "s")):
+        pts = sorted(r["curves"][key], key=lambda p: p["weight_bytes"])
+        ax.plot([p["weight_bytes"] / 1024 for p in pts], [p["test_err"] for p in pts],
+                marker=marker, label=f"{key} bit-widths")
+    ax.axhline(r["float_test_err"], color="k", ls=":", lw=0.8, label="float")
+    ax.set_xlabel("weight storage (KiB)")
+    ax.set_ylabel("test error (%)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title(f"Eq. 18 allocation vs equal bits (no fine-tuning), {tag}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / f"lin2016_size_vs_error_{tag}.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
