@@ -415,8 +415,12 @@ def _fmt(x: float | None) -> str:
 
 def _budget_label(summary: dict[str, Any]) -> str:
     """The budget; a storage accounting check also names which check it is (its run name, e.g.
-    storage-deep_compression_6bit), so two checks of one setting are never averaged together."""
+    storage-deep_compression_6bit), and so does a point of an experiment's declared grid (its
+    stage directory, e.g. direct_w3_a8), so two of them are never averaged together."""
     if summary["method"] == ACCOUNTING and summary.get("name"):
+        return f"{summary['budget']} [{summary['name']}]"
+    if (summary.get("config") or {}).get("grid") and summary.get("name"):
+        # a point of the experiment's grid (e.g. direct_w3_a8): its settings label its row
         return f"{summary['budget']} [{summary['name']}]"
     return summary["budget"]
 
