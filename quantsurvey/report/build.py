@@ -507,22 +507,30 @@ LAYER_COLUMNS = [("kept_pct", "kept %", ".1f"), ("weight_bits_pq", "weight bits 
 TERNARY_LAYER_COLUMNS = [("zero_pct", "zeros %", ".1f"), ("w_p", "W_p", ".4f"),
                          ("w_n", "W_n", ".4f"), ("stored_bytes", "stored bytes", ",.0f"),
                          ("ratio", "ratio ×", ".1f")]
+# a fixed-point layer (Lin et al. 2016, Anwar et al. 2015): b-bit codes and its step
+FIXED_POINT_LAYER_COLUMNS = [("bits", "bits", "d"), ("step", "step", ".3g"),
+                             ("stored_bytes", "stored bytes", ",.0f"), ("ratio", "ratio ×", ".1f")]
 
 
 def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
     """Per-layer storage of every encoded model, laid out like Deep Compression's Tables 2–5
-    (ternary models: zeros, scales, bytes): the mean over the seeds of one (paper, setting,
-    method, budget)."""
+    (ternary models: zeros, scales, bytes; fixed point: bits, step, bytes): the mean over the
+    seeds of one (paper, setting, method, budget). The evaluate-only points of a grid (dozens of
+    post-training conversions) are left to their summaries."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for s in summaries:
         enc = s.get("compression", {}).get("encoded")
-        if enc:
+        if enc and not (s.get("mode") == "evaluate" and (s.get("config") or {}).get("grid")):
             groups[(s["paper"], s["setting"], s["method"], _budget_label(s))].append(enc)
     lines = []
     for (paper, setting, method, budget), encs in sorted(groups.items()):
         layers = encs[0]["layers"]
-        ternary = all("zero_pct" in row for row in layers.values())
-        columns = TERNARY_LAYER_COLUMNS if ternary else LAYER_COLUMNS
+        if all("zero_pct" in row for row in layers.values()):
+            columns = TERNARY_LAYER_COLUMNS
+        elif all("step" in row for row in layers.values()):
+            columns = FIXED_POINT_LAYER_COLUMNS
+        else:
+            columns = LAYER_COLUMNS
         size = statistics.fmean(e["size_bytes"] for e in encs)
         original = encs[0]["original_bytes"]
         lines += [f"### {paper} / {setting} / {method} ({budget}, {len(encs)} seed(s))", "",
