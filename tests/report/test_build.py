@@ -217,3 +217,33 @@ def test_ternary_models_get_their_own_per_layer_columns():
     assert "| layer | params | zeros % | W_p | W_n | stored bytes | ratio × |" in text
     assert "| layers.0.conv1 | 2,304 | 40.0 | 1.7500 | 0.7500 | 584 | 15.8 |" in text
     assert "ttq (gpu-8ep, 2 seed(s))" in text
+
+
+def _grid_point(seed, err, w, a, stage="direct"):
+    fp = {"weight_bits": w, "input_bits": a}
+    return _summary(seed, err, budget=stage, paper="anwar2015_fixed_point",
+                    setting="lenet5_mnist", method="fixed_point", model="lenet5",
+                    name=f"{stage}_w{w}_a{a}", stage=stage,
+                    config={"grid": ["compress.fixed_point.weight_bits"],
+                            "compress": {"fixed_point": fp}})
+
+
+def test_grid_points_are_rows_of_their_own_and_tabulated_by_bits(tmp_path):
+    from quantsurvey.report.grid import grid_cells, render
+
+    points = [_grid_point(0, 4.0, 2, 8), _grid_point(1, 4.4, 2, 8), _grid_point(0, 0.8, 3, 8),
+              _grid_point(0, 0.7, 3, "float", stage="retrain")]
+    rows = build_rows(points, [])
+    assert {r["budget"]: (r["ours"], r["seeds"]) for r in rows} == {
+        "direct [direct_w2_a8]": ("4.200", "2"), "direct [direct_w3_a8]": ("0.800", "1"),
+        "retrain [retrain_w3_afloat]": ("0.700", "1")}
+    for p in points:
+        path = tmp_path / "anwar2015_fixed_point" / p["setting"] / p["name"] / \
+            f"seed={p['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(p))
+    cells = grid_cells(tmp_path, "anwar2015_fixed_point")
+    assert cells[("lenet5_mnist", "direct", "2", "8")] == [4.0, 4.4]
+    table = render("anwar2015_fixed_point", cells)
+    assert "| 2 | 4.20 ± 0.28 [2] |" in table and "| 3 | 0.80 [1] |" in table
+    assert "## lenet5_mnist, stage `retrain`" in table and "| 3 | 0.70 [1] |" in table
