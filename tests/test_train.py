@@ -21,7 +21,7 @@ from quantsurvey.pipeline import run_pipeline, stage_configs
 from quantsurvey.train import train
 from tests.conftest import EXPERIMENTS, REPO, compose_cfg, need_shared
 from tests.data.test_svhn_imagenet_synthetic import write_imagenet
-from tests.wandb_records import history, read_records, run_info
+from tests.wandb_records import history, read_finished_records, run_info
 
 
 def _smoke_overrides(experiment, tmp_path):
@@ -275,12 +275,13 @@ def test_wandb_offline_logs_the_run_and_resumes_into_it(smoke_cfg, tmp_path, mon
     final = train(smoke_cfg(*over, "resume=true"), tmp_path)
     files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
-    info = run_info(read_records(files[0]))
+    # read each file only once W&B's writer has finished it (reading earlier was flaky)
+    info = run_info(read_finished_records(files[0]))
     assert (info["group"], info["job_type"], info["tags"]) == ("han2015_pruning", "float",
                                                                ["smoke"])
     assert info["config"]["optim.lr"] == smoke_cfg(*over).optim.lr  # flat keys for W&B's table
     assert info["config"]["data.name"] == "synthetic"
-    resumed = history(read_records(files[-1]))
+    resumed = history(read_finished_records(files[-1]))
     logged = {k: v for row in resumed for k, v in row.items()}
     assert logged["test/err"] == pytest.approx(final["test/err"])
     assert {"val/err", "train/loss_epoch", "test/top5_err"} <= set(logged)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 _BLOCK = 32768
@@ -35,6 +36,21 @@ def read_records(path: Path) -> list:
             records.append(record)
             chunks = []
     return records
+
+
+def read_finished_records(path: Path, timeout_s: float = 60.0) -> list:
+    """The records of a run file once W&B's writer has written the run's `exit` record (it
+    writes the file from another process, and may still be flushing when `wandb.finish()`
+    returns); AssertionError naming the file if that does not happen within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            kinds = sorted({r.WhichOneof("record_type") for r in records})
+            raise AssertionError(f"{path}: no exit record after {timeout_s} s (records: {kinds})")
+        time.sleep(0.2)
 
 
 def history(records: list) -> list[dict]:
