@@ -32,7 +32,7 @@ def test_stages_chain_in_order_across_papers(tmp_path):
 
 def test_every_stage_logs_to_its_experiments_wandb_group(tmp_path, monkeypatch):
     """Deep Compression borrows Han 2015's stages; all of them land in one W&B group."""
-    from tests.wandb_records import read_records, run_info
+    from tests.wandb_records import read_finished_records, run_info
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -44,7 +44,7 @@ def test_every_stage_logs_to_its_experiments_wandb_group(tmp_path, monkeypatch):
     run_pipeline(cfg)
     seen = {}
     for run_file in tmp_path.rglob("run-*.wandb"):
-        info = run_info(read_records(run_file))
+        info = run_info(read_finished_records(run_file))
         seen[info["job_type"]] = info["group"]
     assert seen == {name: "han2016_deep_compression" for name, _, _ in stages}
 
