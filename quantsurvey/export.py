@@ -1,5 +1,6 @@
-"""Export a weight-shared model (Deep Compression §2–4), a ternary one (Zhu et al. 2017) or a
-fixed-point one (Lin et al. 2016, Anwar et al. 2015) to the encoded file, and load any back.
+"""Export a weight-shared model (Deep Compression §2–4), a ternary one (Zhu et al. 2017), a
+fixed-point one (Lin et al. 2016, Anwar et al. 2015) or a binary one (BNN, BWN, XNOR-Net) to the
+encoded file, and load any back.
 
 Each shared layer is stored as: its codebook (float32, the centroids that some weight uses,
 at most 2^b − 1; symbol 0 is the exact zero; a layer written before `codebook_size` existed
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quantsurvey.compress.binary import filter_scales
 from quantsurvey.compress.bit_pack import pack_codes, unpack_codes
 from quantsurvey.compress.container import read_container, write_container
 from quantsurvey.compress.fixed_point import code_values
@@ -31,6 +33,7 @@ from quantsurvey.compress.sparse_index import decode_relative_indices, encode_re
 from quantsurvey.compress.ternary_pack import pack_ternary, ternary_weight, unpack_ternary
 from quantsurvey.errors import CheckpointError
 from quantsurvey.models import create_model
+from quantsurvey.nn.binary import BinaryActivation, BinaryWeight, attach_input_scale
 from quantsurvey.nn.fixed_point import FixedPointQuantizer, FixedPointWeight
 from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.quant import (
@@ -221,7 +224,57 @@ def decode_fixed_point_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> t
     return code_values(codes.to(torch.float32), step, meta["zero_level"]).view(meta["shape"])
 
 
-DECODERS = {"ternary": decode_ternary_layer, "fixed_point": decode_fixed_point_layer}
+def export_binary(model: nn.Module, path: Path, model_info: dict[str, Any]) -> dict[str, Any]:
+    """Write the encoded file of a binary model: each binary layer's signs at 1 bit per weight
+    (numpy's packbits, +1 ↦ 1, first weight in the highest bit) plus, where scaled (BWN, XNOR),
+    α per output filter as float32; binary inputs (and XNOR's input scale) in the header; every
+    other entry of the state dict as is. Returns the file's size, the weight bytes and the
+    per-layer accounting."""
+    header: dict[str, Any] = {"model": model_info, "layers": {}, "dense": {}, "activations": {}}
+    blobs: dict[str, bytes] = {}
+    table, binary = {}, set()
+    for name, layer in weight_layers(model).items():
+        if isinstance(input_quantizer(layer), BinaryActivation):
+            header["activations"][name] = {"input": {
+                "kind": "binary", "input_scale": bool(getattr(layer, "has_input_scale", False))}}
+        transform = find_transform(layer, BinaryWeight)
+        if transform is None:
+            continue
+        binary.add(name)
+        w = latent_weight(layer).detach().cpu()
+        signs = np.packbits((w >= 0).flatten().numpy()).tobytes()
+        meta = {"kind": "binary", "shape": list(w.shape), "scaled": transform.scaled}
+        blobs[f"{name}/signs"] = signs
+        stored = len(signs)
+        if transform.scaled:
+            alpha = filter_scales(w).flatten().float().numpy().tobytes()
+            blobs[f"{name}/alpha"] = alpha
+            stored += len(alpha)
+        header["layers"][name] = meta
+        n = w.numel()
+        table[name] = {"params": n, "bits": 1, "scaled": transform.scaled,
+                       "stored_bytes": stored, "ratio": 4 * n / stored}
+    add_dense(model, binary, header, blobs)
+    size = write_container(path, header, blobs)
+    return {"size_bytes": size, "weight_bytes": sum(t["stored_bytes"] for t in table.values()),
+            "layers": table}
+
+
+def decode_binary_layer(meta: dict[str, Any], blobs: dict[str, bytes]) -> torch.Tensor:
+    n = math.prod(meta["shape"])
+    packed = np.frombuffer(blobs["signs"], dtype=np.uint8)
+    if len(packed) != -(-n // 8):
+        raise ValueError(f"{len(packed)} bytes cannot hold exactly {n} signs")
+    bits = np.unpackbits(packed)[:n].astype(np.float32)
+    signs = torch.from_numpy(bits * 2 - 1).view(meta["shape"])
+    if not meta["scaled"]:
+        return signs
+    alpha = torch.from_numpy(np.frombuffer(blobs["alpha"], dtype=np.float32).copy())
+    return alpha.view(-1, *[1] * (len(meta["shape"]) - 1)) * signs
+
+
+DECODERS = {"ternary": decode_ternary_layer, "fixed_point": decode_fixed_point_layer,
+            "binary": decode_binary_layer}
 
 
 def load_model(path: Path) -> nn.Module:
@@ -253,7 +306,12 @@ def load_model(path: Path) -> nn.Module:
     for name, quantizers in header.get("activations", {}).items():
         for kind, q in quantizers.items():
             setter = set_input_quantizer if kind == "input" else set_output_quantizer
-            setter(layers[name], FixedPointQuantizer(q["bits"], q["step"], q["zero_level"]))
+            if q.get("kind") == "binary":
+                if q["input_scale"]:
+                    attach_input_scale(layers[name])
+                setter(layers[name], BinaryActivation())
+            else:
+                setter(layers[name], FixedPointQuantizer(q["bits"], q["step"], q["zero_level"]))
     return model
 
 

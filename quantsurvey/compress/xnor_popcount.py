@@ -1,0 +1,41 @@
+"""Binary dot products on packed words: XNOR and popcount (BinaryNet §5, XNOR-Net §3.2).
+
+Vectors of ±1 are packed 64 to a word (bit 1 for +1, numpy's packbits, zero-padded to whole
+words: padding bits are 0 in both operands, so they never differ). For two packed vectors of
+length n, the dot product is
+
+    a · b = n − 2 · popcount(a XOR b)
+
+(matching signs add 1, differing ones subtract 1). The popcount is numpy's `bitwise_count`
+(a vectorised hardware popcount where the CPU has one): no compiled extension to build, the same
+on every platform numpy ≥ 2.0 supports; the integers are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pack_signs(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Rows of x (N, K) → uint64 words (N, ceil(K/64)); bit 1 where x ≥ 0."""
+    bits = (np.asarray(x) >= 0) if not isinstance(x, torch.Tensor) else (x >= 0).cpu().numpy()
+    n, k = bits.shape
+    packed = np.packbits(bits, axis=1)  # (N, ceil(K/8)) uint8
+    words = -(-k // 64)
+    padded = np.zeros((n, words * 8), dtype=np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    return padded.view(np.uint64)
+
+
+def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int,
+                  chunk: int = 16) -> np.ndarray:
+    """(N, W) × (M, W) packed ±1 rows → (N, M) int32 dot products of length `k`:
+    k − 2·popcount(a XOR b), computed `chunk` rows of a at a time (bounded memory)."""
+    n = a_words.shape[0]
+    out = np.empty((n, b_words.shape[0]), dtype=np.int32)
+    for start in range(0, n, chunk):
+        a = a_words[start : start + chunk, None, :]
+        differ = np.bitwise_count(a ^ b_words[None, :, :]).sum(axis=2, dtype=np.int32)
+        out[start : start + chunk] = k - 2 * differ
+    return out

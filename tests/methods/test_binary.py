@@ -1,0 +1,278 @@
+"""Binary networks (BinaryNet; BWN and XNOR-Net): value sets, straight-through gradients,
+clipping, α and K against hand computations, the 1-bit file, packed XNOR-popcount inference
+against the simulated network, and the bad inputs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from quantsurvey.compress.binary import (
+    binarize_ste,
+    bnn_lr_scale,
+    filter_scales,
+    input_scale_map,
+    sign_binarize,
+    stochastic_binarize,
+)
+from quantsurvey.compress.container import read_container, write_container
+from quantsurvey.compress.xnor_popcount import binary_matmul, pack_signs
+from quantsurvey.errors import CheckpointError, ConfigError
+from quantsurvey.export import load_model
+from quantsurvey.losses import squared_hinge
+from quantsurvey.methods import StageContext, build_methods
+from quantsurvey.models import create_model
+from quantsurvey.nn.packed_inference import PackedBNNMLP
+from quantsurvey.nn.quant import latent_weight
+from tests.conftest import need_shared
+
+
+def test_sign_of_zero_is_plus_one_and_values_are_plus_minus_one():
+    x = torch.tensor([-2.0, -0.0, 0.0, 1e-9, 3.0])
+    assert sign_binarize(x).tolist() == [-1.0, 1.0, 1.0, 1.0, 1.0]
+    q = stochastic_binarize(torch.linspace(-2, 2, 1001), torch.Generator().manual_seed(0))
+    assert set(q.unique().tolist()) == {-1.0, 1.0}
+
+
+def test_stochastic_binarization_has_the_hard_sigmoid_probability():
+    gen = torch.Generator().manual_seed(1)
+    for value, p in ((-1.5, 0.0), (-0.5, 0.25), (0.0, 0.5), (0.6, 0.8), (1.2, 1.0)):
+        q = stochastic_binarize(torch.full((100_000,), value), gen)
+        assert (q == 1).float().mean().item() == pytest.approx(p, abs=0.01)
+
+
+def test_straight_through_gradient_is_cancelled_only_beyond_one():
+    x = torch.tensor([-1.5, -1.0, -0.3, 0.0, 0.7, 1.0, 1.01], requires_grad=True)
+    binarize_ste(x).backward(torch.arange(1.0, 8.0))
+    assert x.grad.tolist() == [0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0]  # |x| = 1 passes
+
+
+def test_alpha_is_mean_abs_per_output_filter_and_k_is_the_box_filtered_channel_mean():
+    w = torch.tensor([[[[1.0, -2.0], [3.0, -4.0]]], [[[0.5, 0.5], [-0.5, 0.5]]]])
+    assert filter_scales(w).flatten().tolist() == [2.5, 0.5]
+    x = torch.arange(1.0, 19.0).view(1, 2, 3, 3)
+    x[0, 1] *= -1  # |x| per channel: 1..9 and 10..18; channel mean: 5.5 .. 13.5
+    k = input_scale_map(x, (2, 2), stride=1, padding=0)
+    a = torch.tensor([[5.5, 6.5, 7.5], [8.5, 9.5, 10.5], [11.5, 12.5, 13.5]])
+    expected = torch.tensor([[(a[i:i + 2, j:j + 2]).mean() for j in range(2)] for i in range(2)])
+    assert torch.allclose(k[0, 0], expected)
+    assert input_scale_map(x, (3, 3), stride=1, padding=1).shape == (1, 1, 3, 3)
+
+
+def test_square_hinge_matches_a_hand_computation():
+    logits = torch.tensor([[0.5, -2.0, 0.2]])
+    # target +1 for class 0, −1 otherwise: (1 − 0.5)² + 0 + (1 + 0.2)² over 3 elements
+    assert squared_hinge(logits, torch.tensor([0])).item() == pytest.approx((0.25 + 1.44) / 3)
+
+
+def test_bnn_learning_rate_scale_is_the_inverse_glorot_bound():
+    assert bnn_lr_scale(784, 2048) == pytest.approx(1 / math.sqrt(1.5 / 2832))
+
+
+def _mlp(width=100, method="bnn", **section):
+    model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 8, 8), width=width)
+    (m,) = build_methods({method: section})
+    return model, m
+
+
+def _ctx(tmp_path, shape=(1, 8, 8), name="bnn_mlp", params=None):
+    probe = torch.randn(16, *shape, generator=torch.Generator().manual_seed(5))
+    return StageContext(seed=0, run_dir=tmp_path, probe=lambda: probe,
+                        model_info={"name": name, "num_classes": 10, "input_shape": list(shape),
+                                    "params": params or {"width": 100}})
+
+
+def test_bnn_binarizes_weights_and_inner_inputs_and_clips_after_a_step(tmp_path):
+    model, m = _mlp()
+    info = m.before_training(model, _ctx(tmp_path))
+    assert info["bnn_weights"] == ["fcs.0", "fcs.1", "fcs.2", "fcs.3"]
+    assert info["bnn_inputs"] == ["fcs.1", "fcs.2", "fcs.3"]
+    for fc in model.fcs:
+        assert set(fc.weight.unique().tolist()) <= {-1.0, 1.0}
+    seen = []
+    model.fcs[2].register_forward_pre_hook(lambda mod, inp: seen.append(inp[0]), prepend=False)
+    model.train()(torch.randn(4, 1, 8, 8))
+    assert set(seen[0].unique().tolist()) <= {-1.0, 1.0}
+    with torch.no_grad():
+        latent_weight(model.fcs[1]).mul_(50)  # He-uniform init: |w| ≤ 0.1 before
+    m.after_optimizer_step(model)
+    assert latent_weight(model.fcs[1]).abs().max().item() == 1.0
+    groups = m.param_groups(model)
+    assert groups[1]["lr_scale"] == pytest.approx(bnn_lr_scale(100, 100))
+
+
+@pytest.mark.parametrize("method,shape,name,params", [
+    ("bnn", (1, 8, 8), "bnn_mlp", {"width": 100}),
+    ("bnn", (3, 16, 16), "bnn_convnet", {"width": 0.125}),
+    ("bwn", (3, 16, 16), "bnn_convnet", {"width": 0.125}),
+    ("xnor", (3, 16, 16), "bnn_convnet", {"width": 0.125}),
+])
+def test_the_one_bit_file_round_trips_and_is_about_32x_smaller(tmp_path, method, shape, name,
+                                                               params):
+    model = create_model(name, num_classes=10, input_shape=shape, **params)
+    (m,) = build_methods({method: {}})
+    ctx = _ctx(tmp_path, shape, name, params)
+    m.before_training(model, ctx)
+    with torch.no_grad():
+        model.train()(torch.randn(32, *shape, generator=torch.Generator().manual_seed(2)))
+    model.eval()
+    expected = model(ctx.probe())
+    decoded, info, metrics = m.after_training(model, ctx)
+    again = load_model(tmp_path / "model.qsdc").eval()
+    assert torch.equal(again(ctx.probe()), expected)
+    for layer, row in info["encoded"]["layers"].items():
+        n = row["params"]
+        out = dict(again.named_modules())[layer].weight.shape[0]
+        assert row["stored_bytes"] == math.ceil(n / 8) + (4 * out if row["scaled"] else 0)
+    binary_bytes = 4 * sum(r["params"] for r in info["encoded"]["layers"].values())
+    assert binary_bytes / metrics["compress/weight_bytes"] > 25  # the papers' "about 32×"
+
+
+@pytest.mark.parametrize("k", [1, 63, 64, 65, 100, 1000])
+def test_xnor_popcount_equals_the_float_dot_product(k):
+    gen = torch.Generator().manual_seed(k)
+    a = sign_binarize(torch.randn(7, k, generator=gen))
+    b = sign_binarize(torch.randn(9, k, generator=gen))
+    got = binary_matmul(pack_signs(a), pack_signs(b), k, chunk=3)
+    assert np.array_equal(got, (a @ b.T).numpy().astype(np.int32))
+
+
+def _trained_bnn_mlp(tmp_path, width=130):
+    model, m = _mlp(width)
+    ctx = _ctx(tmp_path, params={"width": width})
+    m.before_training(model, ctx)
+    with torch.no_grad():
+        model.train()(torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(3)))
+    model.eval()
+    decoded, _, _ = m.after_training(model, ctx)
+    return decoded
+
+
+def test_packed_inference_equals_the_simulated_network_exactly(tmp_path):
+    decoded = _trained_bnn_mlp(tmp_path)  # width 130: not a multiple of 64
+    packed = PackedBNNMLP.from_model(decoded)
+    for seed in range(3):
+        x = torch.randn(50, 1, 8, 8, generator=torch.Generator().manual_seed(10 + seed))
+        assert torch.equal(packed(x), decoded(x))
+
+
+@pytest.mark.data
+def test_packed_inference_equals_simulation_on_real_mnist(tmp_path):
+    from quantsurvey.data import create_datamodule
+
+    root = need_shared("MNIST", "raw")  # the data root that holds MNIST/raw
+    dm = create_datamodule("mnist", root=root, cache_dir=tmp_path / "cache", batch_size=100,
+                           eval_batch_size=1000, download=False)
+    dm.setup("fit")
+    model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 28, 28), width=300)
+    (m,) = build_methods({"bnn": {}})
+    ctx = StageContext(seed=0, run_dir=tmp_path, probe=lambda: torch.zeros(4, 1, 28, 28),
+                       model_info={"name": "bnn_mlp", "num_classes": 10,
+                                   "input_shape": [1, 28, 28], "params": {"width": 300}})
+    m.before_training(model, ctx)
+    with torch.no_grad():  # batch-norm statistics from real training digits
+        model.train()
+        for i, batch in enumerate(dm.train_dataloader()):
+            if i == 10:
+                break
+            model(dm.on_after_batch_transfer(batch, 0)[0])
+    model.eval()
+    decoded, _, _ = m.after_training(model, ctx)
+    packed = PackedBNNMLP.from_model(decoded)
+    seen = 0
+    for batch in dm.test_dataloader():
+        x, _ = dm.on_after_batch_transfer(batch, 0)
+        assert torch.equal(packed(x), decoded(x))
+        seen += len(x)
+    assert seen == 10_000
+
+
+def test_packed_inference_refuses_other_models(tmp_path):
+    with pytest.raises(CheckpointError, match="needs a bnn_mlp"):
+        PackedBNNMLP.from_model(create_model("lenet5", num_classes=10, input_shape=(1, 28, 28)))
+    float_mlp = create_model("bnn_mlp", num_classes=10, input_shape=(1, 8, 8), width=64)
+    with pytest.raises(CheckpointError, match="does not hold ±1 weights"):
+        PackedBNNMLP.from_model(float_mlp)
+
+
+def test_a_binary_file_of_another_architecture_or_truncated_is_refused(tmp_path):
+    _trained_bnn_mlp(tmp_path, width=130)
+    path = tmp_path / "model.qsdc"
+    header, blobs = read_container(path)
+    header["model"]["params"] = {"width": 200}
+    other = tmp_path / "other.qsdc"
+    write_container(other, header, blobs)
+    with pytest.raises(CheckpointError, match="does not fit model bnn_mlp"):
+        load_model(other)
+    header["model"]["params"] = {"width": 130}
+    blobs["fcs.1/signs"] = blobs["fcs.1/signs"][:-3]
+    short = tmp_path / "short.qsdc"
+    write_container(short, header, blobs)
+    with pytest.raises(CheckpointError, match="layer fcs.1 cannot be decoded"):
+        load_model(short)
+    data = path.read_bytes()
+    Path(tmp_path / "cut.qsdc").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_model(tmp_path / "cut.qsdc")
+
+
+def test_a_binary_first_layer_needs_an_explicit_setting():
+    model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 8, 8), width=32)
+    (m,) = build_methods({"bnn": {"inputs": "all"}})
+    with pytest.raises(ConfigError, match="compress.bnn.inputs binarizes the first layer's "
+                                          "input.*binarize_first_last=true"):
+        m.check(model)
+    (m,) = build_methods({"bnn": {"inputs": "all", "binarize_first_last": True}})
+    m.check(model)
+    (m,) = build_methods({"xnor": {"weights": "all"}})
+    with pytest.raises(ConfigError, match="compress.xnor.weights includes 'fcs.0'"):
+        m.check(model)
+
+
+@pytest.mark.parametrize("section,needle", [
+    ({"weights": "most"}, "weights='most': choose one of all, inner, all_but_first"),
+    ({"clip": 0}, "clip=0 must be a positive number"),
+    ({"stochastic": "yes"}, "stochastic='yes': choose true or false"),
+    ({"inputs": ["fc9"]}, None),
+])
+def test_bad_binary_configs_are_one_message(section, needle):
+    if needle is None:
+        (m,) = build_methods({"bnn": section})
+        with pytest.raises(ConfigError, match="'fc9' is not a layer of this model"):
+            m.check(create_model("bnn_mlp", num_classes=10, input_shape=(1, 8, 8), width=8))
+        return
+    with pytest.raises(ConfigError, match="compress.bnn") as err:
+        build_methods({"bnn": section})
+    assert needle in str(err.value)
+
+
+def test_stochastic_binarization_repeats_with_the_seed_and_resumes_from_the_draw_count():
+    model, m = _mlp(32, stochastic=True)
+    ctx = _ctx(Path("/nonexistent"), params={"width": 32})
+    m.before_training(model, ctx)
+    x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    model.train()
+    first = [model(x) for _ in range(3)]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    later = model(x)
+    model.load_state_dict(state)  # as a resume from a checkpoint after three steps
+    assert torch.equal(model(x), later)
+    assert not torch.equal(first[0], first[1])  # fresh draws each step
+    model.eval()
+    assert torch.equal(model(x), model(x))  # evaluation is deterministic
+
+
+def test_xnor_scales_the_output_by_k():
+    model = create_model("bnn_convnet", num_classes=10, input_shape=(3, 16, 16), width=0.125)
+    (m,) = build_methods({"xnor": {}})
+    m.before_training(model, _ctx(Path("/nonexistent"), (3, 16, 16), "bnn_convnet"))
+    conv = model.convs[1]
+    x = torch.randn(2, 16, 16, 16, generator=torch.Generator().manual_seed(4))
+    expected = F.conv2d(sign_binarize(x), conv.weight, padding=1) * input_scale_map(
+        x, (3, 3), 1, 1)
+    assert torch.allclose(conv.eval()(x), expected, atol=1e-5)
