@@ -28,14 +28,25 @@ def pack_signs(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return padded.view(np.uint64)
 
 
-def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int,
-                  chunk: int = 16) -> np.ndarray:
+def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int, chunk: int = 16,
+                  workspace: dict | None = None) -> np.ndarray:
     """(N, W) × (M, W) packed ±1 rows → (N, M) int32 dot products of length `k`:
-    k − 2·popcount(a XOR b), computed `chunk` rows of a at a time (bounded memory)."""
-    n = a_words.shape[0]
-    out = np.empty((n, b_words.shape[0]), dtype=np.int32)
+    k − 2·popcount(a XOR b), computed `chunk` rows of a at a time (bounded memory). A
+    `workspace` dict keeps the temporary arrays between calls (no fresh pages per call: for
+    batch 1 the allocation cost as much as the arithmetic)."""
+    n, (m, w) = a_words.shape[0], b_words.shape
+    out = np.empty((n, m), dtype=np.int32)
+    ws = {} if workspace is None else workspace
+    rows = min(chunk, n)
+    if ws.get("shape") != (rows, m, w):
+        ws.update(shape=(rows, m, w), xor=np.empty((rows, m, w), dtype=np.uint64),
+                  count=np.empty((rows, m, w), dtype=np.uint8))
     for start in range(0, n, chunk):
         a = a_words[start : start + chunk, None, :]
-        differ = np.bitwise_count(a ^ b_words[None, :, :]).sum(axis=2, dtype=np.int32)
+        r = a.shape[0]
+        xor, count = ws["xor"][:r], ws["count"][:r]
+        np.bitwise_xor(a, b_words[None, :, :], out=xor)
+        np.bitwise_count(xor, out=count)
+        differ = count.sum(axis=2, dtype=np.int32)
         out[start : start + chunk] = k - 2 * differ
     return out

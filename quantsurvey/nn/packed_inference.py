@@ -26,6 +26,7 @@ class PackedBNNMLP:
     def __init__(self, first: torch.Tensor, packed: list[tuple[np.ndarray, int]],
                  norms: list[nn.BatchNorm1d]):
         self.first, self.packed, self.norms = first, packed, norms
+        self.workspaces: list[dict] = [{} for _ in packed]  # one per layer: shapes differ
 
     @classmethod
     def from_model(cls, model: nn.Module) -> PackedBNNMLP:
@@ -48,7 +49,8 @@ class PackedBNNMLP:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norms[0](F.linear(x.flatten(1), self.first))
-        for (words, fan_in), norm in zip(self.packed, self.norms[1:], strict=True):
-            dots = binary_matmul(pack_signs(sign_binarize(h)), words, fan_in)
+        for (words, fan_in), norm, ws in zip(self.packed, self.norms[1:], self.workspaces,
+                                             strict=True):
+            dots = binary_matmul(pack_signs(sign_binarize(h)), words, fan_in, workspace=ws)
             h = norm(torch.from_numpy(dots).to(torch.float32))
         return h

@@ -1,0 +1,127 @@
+"""Packed XNOR-popcount inference against float torch (BinaryNet §5, XNOR-Net §3.2), on the CPU at
+one thread: the binary fully connected layers at the papers' sizes, and the whole MNIST MLP
+(784 → 3×width → 10) of BinaryNet at batch 1 and 64, medians of repeated timings. The packed
+MLP's logits are checked equal to the simulated network's before timing.
+
+    python scripts/bench_xnor.py                     # → results/benchmarks/xnor.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from quantsurvey.compress.binary import sign_binarize  # noqa: E402
+from quantsurvey.compress.xnor_popcount import binary_matmul, pack_signs  # noqa: E402
+from quantsurvey.methods import StageContext, build_methods  # noqa: E402
+from quantsurvey.models import create_model  # noqa: E402
+from quantsurvey.nn.packed_inference import PackedBNNMLP  # noqa: E402
+from quantsurvey.provenance import git_state, hardware, package_versions  # noqa: E402
+
+# (name, fan-in, fan-out): BinaryNet's MNIST MLP hidden layers (Theano 4096, Torch7 2048) and
+# the CIFAR-10 ConvNet's fully connected layers (512·4·4 → 1024 → 1024)
+LAYERS = [("mlp4096_hidden", 4096, 4096), ("mlp2048_hidden", 2048, 2048),
+          ("convnet_fc1", 8192, 1024), ("convnet_fc2", 1024, 1024)]
+
+
+def median_ms(fn, repeats: int, inner: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner * 1e3)
+    return statistics.median(times)
+
+
+def bnn_mlp_pair(width: int, seed: int = 0):
+    """A float MLP and its binarized, exported-and-decoded twin (BN statistics from random
+    data: timing and exactness do not depend on training)."""
+    gen = torch.Generator().manual_seed(seed)
+    model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 28, 28), width=width)
+    float_model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 28, 28), width=width)
+    float_model.load_state_dict(model.state_dict())
+    (method,) = build_methods({"bnn": {}})
+    tmp = REPO / "outputs" / "bench_xnor"
+    tmp.mkdir(parents=True, exist_ok=True)
+    probe = torch.randn(8, 1, 28, 28, generator=gen)
+    ctx = StageContext(seed=seed, run_dir=tmp, probe=lambda: probe,
+                       model_info={"name": "bnn_mlp", "num_classes": 10,
+                                   "input_shape": [1, 28, 28], "params": {"width": width}})
+    method.before_training(model, ctx)
+    with torch.no_grad():
+        model.train()(torch.randn(256, 1, 28, 28, generator=gen))
+        float_model.train()(torch.randn(256, 1, 28, 28, generator=gen))
+    model.eval(), float_model.eval()
+    decoded, _, _ = method.after_training(model, ctx)
+    return float_model, decoded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "xnor.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    start = time.time()
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for name, fan_in, fan_out in LAYERS:
+        w = sign_binarize(torch.randn(fan_out, fan_in, generator=gen))
+        words = pack_signs(w)
+        for batch in (1, 64):
+            x = sign_binarize(torch.randn(batch, fan_in, generator=gen))
+            xw = pack_signs(x)
+            exact = np.array_equal(binary_matmul(xw, words, fan_in),
+                                   F.linear(x, w).numpy().astype(np.int32))
+            inner = 50 if batch == 1 else 3
+            f_ms = median_ms(lambda x=x, w=w: F.linear(x, w), args.repeats, inner)
+            p_ms = median_ms(lambda x=x, words=words, k=fan_in: binary_matmul(
+                pack_signs(sign_binarize(x)), words, k), args.repeats, inner)
+            rows.append({"what": f"layer {name}", "fan_in": fan_in, "fan_out": fan_out,
+                         "batch": batch, "float_ms": f_ms, "packed_ms": p_ms,
+                         "speedup": f_ms / p_ms, "exact": bool(exact)})
+            print(rows[-1], flush=True)
+    for width in (4096, 2048):
+        float_model, decoded = bnn_mlp_pair(width)
+        packed = PackedBNNMLP.from_model(decoded)
+        for batch in (1, 64):
+            x = torch.randn(batch, 1, 28, 28, generator=gen)
+            with torch.no_grad():
+                exact = torch.equal(packed(x), decoded(x))
+                inner = 20 if batch == 1 else 2
+                f_ms = median_ms(lambda x=x, m=float_model: m(x), args.repeats, inner)
+                s_ms = median_ms(lambda x=x, m=decoded: m(x), args.repeats, inner)
+            p_ms = median_ms(lambda x=x, p=packed: p(x), args.repeats, inner)
+            rows.append({"what": f"BNN MLP 784-3x{width}-10", "batch": batch,
+                         "float_ms": f_ms, "simulated_binary_ms": s_ms, "packed_ms": p_ms,
+                         "speedup": f_ms / p_ms, "exact": bool(exact)})
+            print(rows[-1], flush=True)
+    record = {
+        "what": "packed XNOR-popcount (numpy bitwise_count) against float torch (F.linear), CPU, "
+                "1 thread, median of repeats in ms; 'exact': packed output equals the float "
+                "computation of the same binary network bit for bit",
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "rows": rows,
+        "git": git_state(), "hardware": hardware(), "versions": package_versions(),
+        "numpy": np.__version__, "python": platform.python_version(),
+        "wall_time_s": round(time.time() - start, 1)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
