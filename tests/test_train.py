@@ -35,7 +35,8 @@ def _smoke_overrides(experiment, tmp_path):
 
 
 # methods that export model.qsdc
-WRITES_QSDC = ("encode", "ttq", "ternary_fixed_scale", "fixed_point", "fixed_point_allocated")
+WRITES_QSDC = ("encode", "ttq", "ternary_fixed_scale", "fixed_point", "fixed_point_allocated",
+               "bnn", "bwn", "xnor")
 BIG = ("alexnet", "vgg16")  # 61M and 138M weights: minutes per pipeline on 2 cores
 
 
@@ -87,7 +88,8 @@ def _check_decodes_to_the_trained_model(qsdc):
     # the activation quantizers' steps travel in the file's header, not in model.pt
     state = {k: v for k, v in decoded.state_dict().items() if "_quantizer." not in k}
     header = read_container(qsdc)[0]
-    quantized = all(m.get("kind") in ("ternary", "fixed_point") for m in header["layers"].values())
+    quantized = all(m.get("kind") in ("ternary", "fixed_point", "binary")
+                    for m in header["layers"].values())
     assert set(state) == set(trained["state_dict"]) and (trained["masks"] or quantized)
     for key, value in trained["state_dict"].items():
         assert torch.equal(state[key], value), key  # the file stores the very same weights
@@ -307,3 +309,28 @@ def test_resume_of_a_finished_run_reuses_its_summary(smoke_cfg, tmp_path):
     before = (tmp_path / "summary.json").stat().st_mtime_ns
     assert train(smoke_cfg("resume=true"), tmp_path) == first
     assert (tmp_path / "summary.json").stat().st_mtime_ns == before
+
+
+def test_the_svhn_experiment_runs_on_files_in_svhns_mat_format(tmp_path):
+    """No SVHN here: both stages run on small train/test files written in the real layout
+    (X: 32×32×3×N uint8, y: N×1 with label 10 for the digit 0)."""
+    import numpy as np
+    import scipy.io
+
+    folder = tmp_path / "data" / "SVHN"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("test", 20)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = rng.integers(1, 11, (n, 1))
+        scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
+    cfg = compose_cfg(["experiment=courbariaux2016_bnn/bnn_convnet_svhn", "trainer=smoke",
+                       "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'out'}",
+                       f"paths.data_dir={tmp_path / 'data'}", "data.val_size=8",
+                       "data.download=false", "+data.params.allow_subset=true"])
+    results = run_pipeline(cfg)
+    assert list(results) == ["float", "bnn"]
+    summary = json.loads(next((tmp_path / "out").rglob("bnn/seed=0/summary.json")).read_text())
+    assert summary["dataset"] == "svhn" and summary["data"]["test"] == 20
+    assert summary["compression"]["encoded"]["identical_outputs"] is True
+    assert summary["report"] is False  # a subset is never a reportable row
