@@ -1,7 +1,7 @@
 """Packed XNOR-popcount inference against float torch (BinaryNet §5, XNOR-Net §3.2), on the CPU at
-one thread: the binary fully connected layers at the papers' sizes, and the whole MNIST MLP
-(784 → 3×width → 10) of BinaryNet at batch 1 and 64, medians of repeated timings. The packed
-MLP's logits are checked equal to the simulated network's before timing.
+one thread: the binary fully connected layers at the papers' sizes, and BinaryNet's whole MNIST
+MLP (784 → 3×width → 10) and CIFAR-10 / SVHN ConvNets at batch 1 and 64, medians of repeated
+timings. The packed networks' logits are checked equal to the simulated networks' first.
 
     python scripts/bench_xnor.py                     # → results/benchmarks/xnor.json
 """
@@ -27,7 +27,7 @@ from quantsurvey.compress.binary import sign_binarize  # noqa: E402
 from quantsurvey.compress.xnor_popcount import binary_matmul, pack_signs  # noqa: E402
 from quantsurvey.methods import StageContext, build_methods  # noqa: E402
 from quantsurvey.models import create_model  # noqa: E402
-from quantsurvey.nn.packed_inference import PackedBNNMLP  # noqa: E402
+from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP  # noqa: E402
 from quantsurvey.provenance import git_state, hardware, package_versions  # noqa: E402
 
 # (name, fan-in, fan-out): BinaryNet's MNIST MLP hidden layers (Theano 4096, Torch7 2048) and
@@ -47,24 +47,24 @@ def median_ms(fn, repeats: int, inner: int) -> float:
     return statistics.median(times)
 
 
-def bnn_mlp_pair(width: int, seed: int = 0):
-    """A float MLP and its binarized, exported-and-decoded twin (BN statistics from random
+def binary_pair(name: str, shape: tuple[int, int, int], width, seed: int = 0):
+    """A float model and its binarized, exported-and-decoded twin (BN statistics from random
     data: timing and exactness do not depend on training)."""
     gen = torch.Generator().manual_seed(seed)
-    model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 28, 28), width=width)
-    float_model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 28, 28), width=width)
+    model = create_model(name, num_classes=10, input_shape=shape, width=width)
+    float_model = create_model(name, num_classes=10, input_shape=shape, width=width)
     float_model.load_state_dict(model.state_dict())
     (method,) = build_methods({"bnn": {}})
     tmp = REPO / "outputs" / "bench_xnor"
     tmp.mkdir(parents=True, exist_ok=True)
-    probe = torch.randn(8, 1, 28, 28, generator=gen)
+    probe = torch.randn(8, *shape, generator=gen)
     ctx = StageContext(seed=seed, run_dir=tmp, probe=lambda: probe,
-                       model_info={"name": "bnn_mlp", "num_classes": 10,
-                                   "input_shape": [1, 28, 28], "params": {"width": width}})
+                       model_info={"name": name, "num_classes": 10,
+                                   "input_shape": list(shape), "params": {"width": width}})
     method.before_training(model, ctx)
     with torch.no_grad():
-        model.train()(torch.randn(256, 1, 28, 28, generator=gen))
-        float_model.train()(torch.randn(256, 1, 28, 28, generator=gen))
+        model.train()(torch.randn(64, *shape, generator=gen))
+        float_model.train()(torch.randn(64, *shape, generator=gen))
     model.eval(), float_model.eval()
     decoded, _, _ = method.after_training(model, ctx)
     return float_model, decoded
@@ -95,18 +95,22 @@ def main() -> None:
                          "batch": batch, "float_ms": f_ms, "packed_ms": p_ms,
                          "speedup": f_ms / p_ms, "exact": bool(exact)})
             print(rows[-1], flush=True)
-    for width in (4096, 2048):
-        float_model, decoded = bnn_mlp_pair(width)
-        packed = PackedBNNMLP.from_model(decoded)
+    nets = [("bnn_mlp", (1, 28, 28), 4096, PackedBNNMLP, "BNN MLP 784-3x4096-10"),
+            ("bnn_mlp", (1, 28, 28), 2048, PackedBNNMLP, "BNN MLP 784-3x2048-10"),
+            ("bnn_convnet", (3, 32, 32), 1.0, PackedBNNConvNet, "BNN ConvNet CIFAR-10"),
+            ("bnn_convnet", (3, 32, 32), 0.5, PackedBNNConvNet, "BNN ConvNet SVHN (half)")]
+    for name, shape, width, packer, label in nets:
+        float_model, decoded = binary_pair(name, shape, width)
+        packed = packer.from_model(decoded)
         for batch in (1, 64):
-            x = torch.randn(batch, 1, 28, 28, generator=gen)
+            x = torch.randn(batch, *shape, generator=gen)
             with torch.no_grad():
                 exact = torch.equal(packed(x), decoded(x))
-                inner = 20 if batch == 1 else 2
+                inner = (20 if batch == 1 else 2) if name == "bnn_mlp" else 1
                 f_ms = median_ms(lambda x=x, m=float_model: m(x), args.repeats, inner)
                 s_ms = median_ms(lambda x=x, m=decoded: m(x), args.repeats, inner)
             p_ms = median_ms(lambda x=x, p=packed: p(x), args.repeats, inner)
-            rows.append({"what": f"BNN MLP 784-3x{width}-10", "batch": batch,
+            rows.append({"what": label, "batch": batch,
                          "float_ms": f_ms, "simulated_binary_ms": s_ms, "packed_ms": p_ms,
                          "speedup": f_ms / p_ms, "exact": bool(exact)})
             print(rows[-1], flush=True)

@@ -17,15 +17,22 @@ import numpy as np
 import torch
 
 
-def pack_signs(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Rows of x (N, K) → uint64 words (N, ceil(K/64)); bit 1 where x ≥ 0."""
-    bits = (np.asarray(x) >= 0) if not isinstance(x, torch.Tensor) else (x >= 0).cpu().numpy()
+def pack_bits(bits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Rows of a boolean array (N, K) → uint64 words (N, ceil(K/64)), zero-padded."""
+    bits = bits.cpu().numpy() if isinstance(bits, torch.Tensor) else np.asarray(bits)
+    if bits.dtype != np.bool_:
+        raise ValueError(f"pack_bits needs booleans, got {bits.dtype}")
     n, k = bits.shape
     packed = np.packbits(bits, axis=1)  # (N, ceil(K/8)) uint8
     words = -(-k // 64)
     padded = np.zeros((n, words * 8), dtype=np.uint8)
     padded[:, : packed.shape[1]] = packed
     return padded.view(np.uint64)
+
+
+def pack_signs(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Rows of x (N, K) → uint64 words (N, ceil(K/64)); bit 1 where x ≥ 0."""
+    return pack_bits(x >= 0)
 
 
 def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int, chunk: int = 16,
@@ -49,4 +56,21 @@ def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int, chunk: int =
         np.bitwise_count(xor, out=count)
         differ = count.sum(axis=2, dtype=np.int32)
         out[start : start + chunk] = k - 2 * differ
+    return out
+
+
+def masked_binary_matmul(a_words: np.ndarray, valid_words: np.ndarray, b_words: np.ndarray
+                         ) -> np.ndarray:
+    """Like `binary_matmul` where some entries of each a-row are 0 (a convolution's zero
+    padding; `valid_words` = `pack_bits(row != 0)`): only positions whose valid bit is set
+    count, so row i's dot product with b_j is popcount(valid_i) − 2·popcount((a_i XOR b_j) AND
+    valid_i)."""
+    n, m = a_words.shape[0], b_words.shape[0]
+    out = np.empty((n, m), dtype=np.int32)
+    counts = np.bitwise_count(valid_words).sum(axis=1, dtype=np.int32)
+    for start in range(0, n, 64):
+        a = a_words[start : start + 64, None, :]
+        v = valid_words[start : start + 64, None, :]
+        differ = np.bitwise_count((a ^ b_words[None, :, :]) & v).sum(axis=2, dtype=np.int32)
+        out[start : start + 64] = counts[start : start + 64, None] - 2 * differ
     return out

@@ -1,10 +1,13 @@
-"""Real binary inference for a BinaryNet MLP (`bnn_mlp` with the `bnn` method): the binary
-layers run on packed words with XNOR and popcount (`compress.xnor_popcount`), the first layer
-(real pixels × ±1 weights) and the batch norms in float exactly as the simulated network, so the
-logits are bit-identical to the simulated network's: a binary layer's float32 matmul of ±1
-values is an exact integer (|sum| ≤ fan-in < 2^24), which is what popcount computes.
+"""Real binary inference for BinaryNet's networks (`bnn_mlp`, `bnn_convnet` with the `bnn`
+method): the binary layers run on packed words with XNOR and popcount
+(`compress.xnor_popcount`); the first layer (real pixels × ±1 weights), pooling and the batch
+norms run in float exactly as in the simulated network, so the logits are bit-identical to the
+simulated network's: a binary layer's float32 sum of ±1 products is an exact integer
+(|sum| ≤ fan-in < 2^24), which is what popcount computes. A binary convolution is an im2col
+(`F.unfold`) of the signs followed by a masked popcount product: the zero padding is neither +1
+nor −1, so each column carries a mask of its valid positions.
 
-    packed = PackedBNNMLP.from_model(load_model("model.qsdc"))
+    packed = PackedBNNMLP.from_model(load_model("model.qsdc"))   # or PackedBNNConvNet
     logits = packed(x)
 """
 
@@ -16,10 +19,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from quantsurvey.compress.binary import sign_binarize
-from quantsurvey.compress.xnor_popcount import binary_matmul, pack_signs
+from quantsurvey.compress.xnor_popcount import (
+    binary_matmul,
+    masked_binary_matmul,
+    pack_bits,
+    pack_signs,
+)
 from quantsurvey.errors import CheckpointError
 from quantsurvey.nn.binary import BinaryActivation
 from quantsurvey.nn.quant import input_quantizer
+
+
+def _check_binary(layers: list[nn.Module], prefix: str, first_real: bool = True) -> None:
+    for i, layer in enumerate(layers):
+        w = layer.weight.detach()
+        if not bool(((w == 1) | (w == -1)).all()):
+            raise CheckpointError(f"layer {prefix}.{i} does not hold ±1 weights: not a binary "
+                                  f"network (export it with compress.bnn)")
+        if (i or not first_real) and not isinstance(input_quantizer(layer), BinaryActivation):
+            raise CheckpointError(f"layer {prefix}.{i} has no binary input: not a BNN")
 
 
 class PackedBNNMLP:
@@ -33,15 +51,9 @@ class PackedBNNMLP:
         """From a plain `bnn_mlp` whose weights are ±1 and whose layers after the first have
         binary inputs (a decoded `bnn` file); anything else is refused."""
         fcs, bns = getattr(model, "fcs", None), getattr(model, "bns", None)
-        if fcs is None or bns is None:
+        if fcs is None or bns is None or hasattr(model, "convs"):
             raise CheckpointError(f"packed inference needs a bnn_mlp, got {type(model).__name__}")
-        for i, fc in enumerate(fcs):
-            w = fc.weight.detach()
-            if not bool(((w == 1) | (w == -1)).all()):
-                raise CheckpointError(f"layer fcs.{i} does not hold ±1 weights: not a binary "
-                                      f"network (export it with compress.bnn)")
-            if i and not isinstance(input_quantizer(fc), BinaryActivation):
-                raise CheckpointError(f"layer fcs.{i} has no binary input: not a BNN")
+        _check_binary(list(fcs), "fcs")
         model.eval()
         packed = [(pack_signs(fc.weight.detach()), fc.in_features) for fc in fcs[1:]]
         return cls(fcs[0].weight.detach().clone(), packed, list(bns))
@@ -54,3 +66,51 @@ class PackedBNNMLP:
             dots = binary_matmul(pack_signs(sign_binarize(h)), words, fan_in, workspace=ws)
             h = norm(torch.from_numpy(dots).to(torch.float32))
         return h
+
+
+class PackedBNNConvNet:
+    """BinaryNet's ConvNet: conv → (pool) → BN → sign per conv, then the fc layers as the MLP."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.conv_words = [pack_signs(c.weight.detach().flatten(1)) for c in model.convs[1:]]
+        self.fc_words = [(pack_signs(fc.weight.detach()), fc.in_features) for fc in model.fcs]
+        self.workspaces: list[dict] = [{} for _ in model.fcs]
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> PackedBNNConvNet:
+        if not (hasattr(model, "convs") and hasattr(model, "fcs")):
+            raise CheckpointError(f"packed inference needs a bnn_convnet, got "
+                                  f"{type(model).__name__}")
+        _check_binary(list(model.convs), "convs")
+        _check_binary(list(model.fcs), "fcs", first_real=False)
+        return cls(model.eval())
+
+    def _binary_conv(self, signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray
+                     ) -> torch.Tensor:
+        n, _, h, w = signs.shape
+        cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
+        rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
+        dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words)
+        out_h = (h + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
+        out_w = (w + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
+        out = torch.from_numpy(dots).to(torch.float32).view(n, out_h * out_w, -1)
+        return out.transpose(1, 2).reshape(n, -1, out_h, out_w)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        for i, (conv, bn) in enumerate(zip(m.convs, m.conv_bns, strict=True)):
+            if i == 0:
+                x = F.conv2d(x, conv.weight, padding=conv.padding, stride=conv.stride)
+            else:
+                x = self._binary_conv(sign_binarize(x), conv, self.conv_words[i - 1])
+            if i % 2 == 1:
+                x = F.max_pool2d(x, 2)
+            x = bn(x)
+        x = x.flatten(1)
+        for (words, fan_in), bn, ws in zip(self.fc_words, m.fc_bns, self.workspaces,
+                                           strict=True):
+            dots = binary_matmul(pack_signs(sign_binarize(x)), words, fan_in, workspace=ws)
+            x = bn(torch.from_numpy(dots).to(torch.float32))
+        return x

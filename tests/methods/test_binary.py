@@ -21,13 +21,18 @@ from quantsurvey.compress.binary import (
     stochastic_binarize,
 )
 from quantsurvey.compress.container import read_container, write_container
-from quantsurvey.compress.xnor_popcount import binary_matmul, pack_signs
+from quantsurvey.compress.xnor_popcount import (
+    binary_matmul,
+    masked_binary_matmul,
+    pack_bits,
+    pack_signs,
+)
 from quantsurvey.errors import CheckpointError, ConfigError
 from quantsurvey.export import load_model
 from quantsurvey.losses import squared_hinge
 from quantsurvey.methods import StageContext, build_methods
 from quantsurvey.models import create_model
-from quantsurvey.nn.packed_inference import PackedBNNMLP
+from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP
 from quantsurvey.nn.quant import latent_weight
 from tests.conftest import need_shared
 
@@ -190,6 +195,33 @@ def test_packed_inference_equals_simulation_on_real_mnist(tmp_path):
         assert torch.equal(packed(x), decoded(x))
         seen += len(x)
     assert seen == 10_000
+
+
+def test_packed_convolutions_equal_the_simulated_convnet_exactly(tmp_path):
+    """16 channels × 3×3 = 144 entries per column (not a multiple of 64), zero padding masked."""
+    model = create_model("bnn_convnet", num_classes=10, input_shape=(3, 16, 16), width=0.125)
+    (m,) = build_methods({"bnn": {}})
+    ctx = _ctx(tmp_path, (3, 16, 16), "bnn_convnet", {"width": 0.125})
+    m.before_training(model, ctx)
+    with torch.no_grad():
+        model.train()(torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(6)))
+    model.eval()
+    decoded, _, _ = m.after_training(model, ctx)
+    packed = PackedBNNConvNet.from_model(decoded)
+    x = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(packed(x), decoded(x))
+    with pytest.raises(CheckpointError, match="needs a bnn_convnet"):
+        (tmp_path / "mlp").mkdir()
+        PackedBNNConvNet.from_model(_trained_bnn_mlp(tmp_path / "mlp"))
+
+
+def test_masked_popcount_counts_only_valid_positions():
+    rows = torch.tensor([[1.0, 0.0, -1.0, 1.0], [0.0, 0.0, 1.0, -1.0]])
+    w = torch.tensor([[1.0, 1.0, 1.0, 1.0], [-1.0, 1.0, -1.0, 1.0]])
+    got = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), pack_signs(w))
+    assert got.tolist() == (rows @ w.T).int().tolist() == [[1, 1], [0, -2]]
+    with pytest.raises(ValueError, match="needs booleans"):
+        pack_bits(rows)
 
 
 def test_packed_inference_refuses_other_models(tmp_path):
