@@ -610,10 +610,28 @@ def render(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
     return rows, render_csv(rows), text
 
 
-def _write(results_dir: Path, csv_text: str, readme: str) -> None:
+FRAMEWORK_BIB = """@software{quantsurvey,
+  title  = {quantsurvey: reproducible re-runs of the model-compression papers of a quantization
+            survey},
+  note   = {See CITATION.cff; cite the commit named in the results you use},
+  year   = {2026}
+}
+"""
+
+
+def render_bib(experiments_dir: Path) -> str:
+    """Every paper's citation.bib (in paper-key order), then how to cite this framework."""
+    parts = [f"% {path.parent.name}\n{path.read_text().strip()}\n"
+             for path in sorted(experiments_dir.glob("*/citation.bib"))]
+    return "\n".join([*parts, "% this framework\n" + FRAMEWORK_BIB])
+
+
+def _write(results_dir: Path, csv_text: str, readme: str, bib: str | None = None) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "results.csv").write_text(csv_text)
     (results_dir / "README.md").write_text(readme)
+    if bib is not None:
+        (results_dir / "references.bib").write_text(bib)
 
 
 def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
@@ -621,7 +639,7 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     summaries = list(runs.values())
     check_groups(summaries, [str(p) for p in runs])  # names the files
     rows, csv_text, readme = render(summaries, load_reported(experiments_dir))
-    _write(results_dir, csv_text, readme)
+    _write(results_dir, csv_text, readme, render_bib(experiments_dir))
     return rows
 
 
@@ -640,8 +658,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         plan = plan_collect(args.collect, args.results / "runs", args.replace)
         rows, csv_text, readme = render(list(plan.runs.values()), load_reported(args.experiments))
+        bib = render_bib(args.experiments)
         copied = plan.apply()  # nothing is written before every check has passed
-        _write(args.results, csv_text, readme)
+        _write(args.results, csv_text, readme, bib)
     except QuantsurveyError as err:
         print(f"quantsurvey-report: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)

@@ -247,3 +247,14 @@ def test_grid_points_are_rows_of_their_own_and_tabulated_by_bits(tmp_path):
     table = render("anwar2015_fixed_point", cells)
     assert "| 2 | 4.20 ± 0.28 [2] |" in table and "| 3 | 0.80 [1] |" in table
     assert "## lenet5_mnist, stage `retrain`" in table and "| 3 | 0.70 [1] |" in table
+
+
+def test_references_bib_holds_every_paper_and_the_framework(tmp_path):
+    from quantsurvey.provenance import REPO_ROOT
+    from quantsurvey.report.build import render_bib
+
+    bib = render_bib(REPO_ROOT / "experiments")
+    papers = sorted(p.parent.name for p in (REPO_ROOT / "experiments").glob("*/citation.bib"))
+    assert len(papers) >= 9 and all(f"% {p}\n@" in bib for p in papers)
+    assert bib.count("@inproceedings{") + bib.count("@article{") >= len(papers)
+    assert "@software{quantsurvey," in bib and render_bib(REPO_ROOT / "experiments") == bib
