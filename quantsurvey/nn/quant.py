@@ -96,14 +96,25 @@ def _quantize_input(layer: nn.Module, inputs: tuple) -> tuple:
     return (quantizer(inputs[0]), *inputs[1:])
 
 
+def _set_quantizer(layer: nn.Module, slot: str, quantizer: nn.Module | None) -> None:
+    """Put `quantizer` in the layer's `slot` (None empties it); the slot's hook is registered
+    once per layer and reads the slot at every call."""
+    if quantizer is None:
+        layer._modules.pop(slot, None)
+        return
+    hooked = layer.__dict__.setdefault("_quantizer_hooks", set())
+    if slot not in hooked:
+        if slot == "input_quantizer":
+            layer.register_forward_pre_hook(_quantize_input)
+        else:
+            layer.register_forward_hook(_quantize_output)
+        hooked.add(slot)
+    setattr(layer, slot, quantizer)
+
+
 def set_input_quantizer(layer: nn.Module, quantizer: nn.Module | None) -> None:
     """Quantize the layer's input with `quantizer` (None removes it)."""
-    if quantizer is None:
-        layer._modules.pop("input_quantizer", None)
-        return
-    if "input_quantizer" not in layer._modules:
-        layer.register_forward_pre_hook(_quantize_input)
-    layer.input_quantizer = quantizer
+    _set_quantizer(layer, "input_quantizer", quantizer)
 
 
 def input_quantizer(layer: nn.Module) -> nn.Module | None:
@@ -117,12 +128,7 @@ def _quantize_output(layer: nn.Module, inputs: tuple, output: torch.Tensor) -> t
 
 def set_output_quantizer(layer: nn.Module, quantizer: nn.Module | None) -> None:
     """Quantize the layer's output with `quantizer` (None removes it)."""
-    if quantizer is None:
-        layer._modules.pop("output_quantizer", None)
-        return
-    if "output_quantizer" not in layer._modules:
-        layer.register_forward_hook(_quantize_output)
-    layer.output_quantizer = quantizer
+    _set_quantizer(layer, "output_quantizer", quantizer)
 
 
 def output_quantizer(layer: nn.Module) -> nn.Module | None:

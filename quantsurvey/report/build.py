@@ -33,6 +33,8 @@ COLUMNS = ["paper", "setting", "method", "model", "dataset", "metric", "reported
            "ours_std", "seeds", "budget", "device", "commit"]
 METRICS = ("test_err", "top1_err", "top5_err", "ratio", "weight_ratio", "size_kb", "kept_pct")
 _IDENTITY = ("paper", "setting", "method", "model", "dataset")
+# methods that quantize without pruning (their incidental zeros are not a kept fraction)
+QUANTIZE_ONLY = ("fixed_point", "fixed_point_allocated", "bnn", "bwn", "xnor")
 ACCOUNTING = "storage_accounting"  # storage-only checks on random-init weights: not reproductions
 ACCOUNTING_TITLE = "Storage accounting checks (random-initialised weights, not reproduced ratios)"
 
@@ -51,11 +53,13 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float]:
         out["top5_err"] = m["test/top5_err"]
     if "compress/ratio" in m:
         out["ratio"] = m["compress/ratio"]
-    if "compress/weight_ratio" in m:  # weights only, biases left out (Zhang 2018's accounting)
+    # zeros that a quantizer happens to produce are not pruning: no kept % / weight ratio rows
+    prunes = summary.get("method") not in QUANTIZE_ONLY
+    if "compress/weight_ratio" in m and prunes:  # weights only (Zhang 2018's accounting)
         out["weight_ratio"] = m["compress/weight_ratio"]
     if "compress/size_bytes" in m:
         out["size_kb"] = m["compress/size_bytes"] / 1000.0
-    if "compress/kept_pct" in m:
+    if "compress/kept_pct" in m and prunes:
         out["kept_pct"] = m["compress/kept_pct"]
     return out
 

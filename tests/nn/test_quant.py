@@ -151,3 +151,25 @@ def test_weight_ratio_of_zhangs_lenet5_fractions_is_the_papers_71x():
     stats = sparsity_stats(model)
     assert stats["compress/weight_ratio"] == pytest.approx(430_500 / 6_050)
     assert round(stats["compress/weight_ratio"], 1) == 71.2
+
+
+def test_a_quantizer_slot_set_removed_and_set_again_runs_once():
+    from quantsurvey.nn.quant import set_input_quantizer, set_output_quantizer
+
+    calls = []
+
+    class Double(torch.nn.Module):
+        def forward(self, x):
+            calls.append(1)
+            return 2 * x
+
+    for setter in (set_input_quantizer, set_output_quantizer):
+        layer = torch.nn.Linear(2, 2, bias=False)
+        torch.nn.init.eye_(layer.weight)
+        setter(layer, Double())
+        setter(layer, None)
+        assert torch.equal(layer(torch.ones(1, 2)), torch.ones(1, 2))  # removed: no effect
+        setter(layer, Double())
+        calls.clear()
+        assert torch.equal(layer(torch.ones(1, 2)), torch.full((1, 2), 2.0))
+        assert len(calls) == 1  # one hook, however often the slot was set
