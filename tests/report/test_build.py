@@ -258,3 +258,15 @@ def test_references_bib_holds_every_paper_and_the_framework(tmp_path):
     assert len(papers) >= 9 and all(f"% {p}\n@" in bib for p in papers)
     assert bib.count("@inproceedings{") + bib.count("@article{") >= len(papers)
     assert "@software{quantsurvey," in bib and render_bib(REPO_ROOT / "experiments") == bib
+
+
+def test_quantizers_incidental_zeros_are_no_kept_fraction_row():
+    s = _grid_point(0, 0.8, 3, 8)
+    s["metrics"].update({"compress/kept_pct": 67.6, "compress/weight_ratio": 1.48,
+                         "compress/ratio": 10.5})
+    pruned = _summary(0, 1.0, method="pruned")
+    pruned["metrics"].update({"compress/kept_pct": 8.0, "compress/weight_ratio": 12.5})
+    metrics = {(r["method"], r["metric"]) for r in build_rows([s, pruned], [])}
+    assert ("fixed_point", "ratio") in metrics and ("fixed_point", "kept_pct") not in metrics
+    assert ("fixed_point", "weight_ratio") not in metrics
+    assert {("pruned", "kept_pct"), ("pruned", "weight_ratio")} <= metrics
