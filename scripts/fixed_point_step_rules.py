@@ -1,0 +1,114 @@
+"""How the step rule decides a fixed-point conversion (no fine-tuning): Lin et al.'s σ·S(β) with
+the Gaussian table (their rule), the same with the Laplacian table, the range rule (step =
+max|x| / 2^(b−1): nothing clips) and Anwar et al.'s L2-optimal weight steps, each at a few
+weight / input bit-widths, on a trained float network: test error and the logits' SQNR.
+
+    python scripts/fixed_point_step_rules.py \
+        --run outputs/zhu2017_ttq/resnet20_cifar10/float/seed=0 --data-root ../shared/data
+
+Writes results/lin2016_fixed_point/step_rules_<setting>_seed<s>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from lin2016_analysis import logits, quantized, test_error  # noqa: E402
+
+from quantsurvey.assemble import build_datamodule  # noqa: E402
+from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
+from quantsurvey.compress.sqnr import sqnr_db  # noqa: E402
+from quantsurvey.config import validate_config  # noqa: E402
+from quantsurvey.methods import StageContext  # noqa: E402
+from quantsurvey.models import create_model  # noqa: E402
+from quantsurvey.provenance import git_state, hardware  # noqa: E402
+from quantsurvey.stages import load_stage  # noqa: E402
+from quantsurvey.threads import set_threads  # noqa: E402
+
+RULES = {
+    "Lin: σ·S(β), Gaussian": {"weight_step": "sqnr", "act_step": "sqnr",
+                               "distribution": "gaussian"},
+    "σ·S(β), Laplacian": {"weight_step": "sqnr", "act_step": "sqnr", "distribution": "laplacian"},
+    "range: max|x| / 2^(b−1)": {"weight_step": "max", "act_step": "max"},
+    "Anwar: L2-optimal w, range a": {"weight_step": "l2", "act_step": "max"},
+}
+BITS = ((8, 8), (6, 6), (4, 8), (8, 4))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--cache-dir", type=Path, default=REPO / "data" / "cache")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "lin2016_fixed_point")
+    args = parser.parse_args()
+    start, git = time.time(), git_state()
+    set_threads(args.threads)
+    summary = json.loads((args.run / "summary.json").read_text())
+    cfg = OmegaConf.load(args.run / "config.yaml")
+    cfg.data.root, cfg.paths.cache_dir = str(args.data_root), str(args.cache_dir)
+    cfg.trainer.accelerator, cfg.trainer.devices = "cpu", "auto"
+    rc = validate_config(cfg)
+    dm = build_datamodule(rc)
+    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
+                         **rc.model.params)
+    load_stage(model, args.run)
+    model.eval()
+    calibration = []
+    for batch in dm.train_dataloader():
+        if len(calibration) == 10:
+            break
+        calibration.append(dm.on_after_batch_transfer(batch, 0)[0])
+    val = torch.cat([dm.on_after_batch_transfer(b, 0)[0] for b in dm.val_dataloader()])
+    val = val[:1000].split(500)
+    test = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
+    ctx = StageContext(seed=rc.seed, run_dir=args.out, train_batches=lambda n: calibration[:n])
+    reference = logits(model, val)
+    rows = []
+    for rule, section in RULES.items():
+        for wb, ab in BITS:
+            m, _ = quantized(model, {**section, "weight_bits": wb, "input_bits": ab,
+                                     "power_of_two": True, "calibration_batches": 10},
+                             "fixed_point", ctx)
+            rows.append({"rule": rule, "weight_bits": wb, "input_bits": ab,
+                         "test_err": test_error(m, test),
+                         "logit_sqnr_db": sqnr_db(reference, logits(m, val))})
+            print(rows[-1], flush=True)
+    result = {"float_run": str(args.run), "float_test_err": test_error(model, test),
+              "float_budget": summary["budget"], "rows": rows, "rules": RULES,
+              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "git": git,
+              "hardware": hardware(), "threads": args.threads,
+              "wall_time_s": round(time.time() - start, 1)}
+    stem = f"step_rules_{summary['setting']}_seed{summary['seed']}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / f"{stem}.json", result)
+    lines = [f"# Step rules for a fixed-point conversion without fine-tuning: {args.run}", "",
+             f"Float test error {result['float_test_err']:.2f}% (budget {summary['budget']}). "
+             f"Every conv / fc layer's weight and input quantized, steps rounded to a power of "
+             f"two, activation statistics from 10 training batches. Command: "
+             f"`{result['command']}` (git {git['commit'][:10]}, dirty={git['dirty']}, "
+             f"{result['wall_time_s']} s).", "",
+             "| rule | " + " | ".join(f"w{w}/a{a} error %, logit SQNR dB" for w, a in BITS) + " |",
+             "|---|" + "---:|" * len(BITS)]
+    for rule in RULES:
+        cells = [f"{r['test_err']:.2f}, {r['logit_sqnr_db']:.1f}" for r in rows
+                 if r["rule"] == rule]
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out / stem}.{{json,md}}")
+
+
+if __name__ == "__main__":
+    main()
