@@ -7,6 +7,7 @@ training batches), without fine-tuning.
 
     python scripts/lin2016_analysis.py --run outputs/zhu2017_ttq/resnet20_cifar10/float/seed=0 \
         --data-root ../shared/data --threads 1
+    … --weight-step max --act-step max      # the same analysis with the range rule (no clipping)
 
 Writes results/lin2016_fixed_point/analysis_<setting>_seed<s>.{json,md} and two figures in
 results/figures/ (measured against predicted SQNR; size against error for the two allocations).
@@ -87,6 +88,10 @@ def main() -> None:
     parser.add_argument("--sqnr-images", type=int, default=1000)
     parser.add_argument("--kappa", type=float, default=6.02)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--weight-step", default="sqnr", choices=("sqnr", "l2", "max"))
+    parser.add_argument("--act-step", default="sqnr", choices=("sqnr", "max"))
+    parser.add_argument("--distribution", default="gaussian",
+                        choices=("gaussian", "laplacian", "uniform"))
     parser.add_argument("--out", type=Path, default=REPO / "results" / "lin2016_fixed_point")
     parser.add_argument("--figures", type=Path, default=REPO / "results" / "figures")
     args = parser.parse_args()
@@ -119,8 +124,11 @@ def main() -> None:
     float_err = test_error(model, test)
     layers = list(weight_layers(model))
     params = {n: weight_layers(model)[n].weight.numel() for n in layers}
-    base = {"weight_step": "sqnr", "act_step": "sqnr", "power_of_two": True,
-            "calibration_batches": 10}
+    base = {"weight_step": args.weight_step, "act_step": args.act_step,
+            "distribution": args.distribution, "power_of_two": True, "calibration_batches": 10}
+    # Lin et al.'s rule (σ·S(β), Gaussian) is the default; other rules are tagged in the names
+    rule = f"{args.weight_step}-{args.act_step}-{args.distribution}"
+    tag = "" if rule == "sqnr-sqnr-gaussian" else f"_{rule}"
 
     # 1. each quantizer alone: the tensor's own SQNR and the output SQNR it causes
     alone: dict[str, dict] = {n: {"params": params[n], "weight": {}, "input": {}} for n in layers}
@@ -197,7 +205,7 @@ def main() -> None:
         "what": "Lin et al. 2016 SQNR analysis of a float network, without fine-tuning",
         "float_run": {"dir": str(args.run), "paper": summary["paper"], "budget": summary["budget"],
                       "git": summary["git"], "test_err_reported": summary["metrics"]["test/err"]},
-        "float_test_err": float_err, "kappa_for_allocation": args.kappa,
+        "float_test_err": float_err, "kappa_for_allocation": args.kappa, "step_rule": base,
         "kappa_measured_median_db_per_bit": kappa_measured,
         "sqnr_images": args.sqnr_images, "alone": alone, "combined": combined,
         "curves": curves, "comparison": comparison,
@@ -208,10 +216,10 @@ def main() -> None:
         "data": {"root": str(args.data_root.resolve()), **dm.split_sizes()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"analysis_{setting}_seed{seed}"
+    stem = f"analysis_{setting}_seed{seed}{tag}"
     write_json_atomic(args.out / f"{stem}.json", result)
     (args.out / f"{stem}.md").write_text(markdown(result, layers))
-    figures(result, args.figures, f"{setting}_seed{seed}")
+    figures(result, args.figures, f"{setting}_seed{seed}{tag}")
     print(f"wrote {args.out / stem}.{{json,md}} in {result['wall_time_s']} s")
 
 
@@ -224,11 +232,11 @@ def markdown(r: dict, layers: list[str]) -> str:
         f"# Lin et al. 2016 analysis: {r['float_run']['dir']}",
         "",
         f"Float model: {r['float_run']['paper']} float stage, budget {r['float_run']['budget']}, "
-        f"test error {r['float_test_err']:.2f}% (re-evaluated here). No fine-tuning: every "
-        f"number below is the converted model. SQNR on the logits of {r['sqnr_images']} "
-        f"validation images; test error on the full test set. κ for the allocation "
-        f"{r['kappa_for_allocation']} dB/bit; measured median weight-SQNR slope (4 → 8 bits) "
-        f"{r['kappa_measured_median_db_per_bit']:.2f} dB/bit.",
+        f"test error {r['float_test_err']:.2f}% (re-evaluated here). Steps: {r['step_rule']}. "
+        f"No fine-tuning: every number below is the converted model. SQNR on the logits of "
+        f"{r['sqnr_images']} validation images; test error on the full test set. κ for the "
+        f"allocation {r['kappa_for_allocation']} dB/bit; measured median weight-SQNR slope "
+        f"(4 → 8 bits) {r['kappa_measured_median_db_per_bit']:.2f} dB/bit.",
         f"Command: `{r['command']}` (git {r['git']['commit'][:10]}, dirty={r['git']['dirty']}, "
         f"{r['wall_time_s']} s, {r['threads']} thread(s)).",
         "",
