@@ -283,17 +283,24 @@ class Collection:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
             model = src.parent / "model.qsdc"
-            if model.is_file():
+            if model.is_file() and _keeps_model(src):
                 shutil.copyfile(model, dest.with_suffix(".qsdc"))
             else:
                 dest.with_suffix(".qsdc").unlink(missing_ok=True)
         return sorted(self.write)
 
 
+def _keeps_model(summary: Path) -> bool:
+    """Whether results/ keeps the run's model file: not for the evaluate-only points of a grid
+    (dozens of post-training conversions, each remade in seconds by its command)."""
+    s = json.loads(summary.read_text())
+    return not (s.get("mode") == "evaluate" and (s.get("config") or {}).get("grid"))
+
+
 def _model(summary: Path) -> bytes | None:
-    """The encoded model file beside a run's summary.json, if any."""
+    """The encoded model file beside a run's summary.json that results/ keeps, if any."""
     model = summary.parent / "model.qsdc"
-    return model.read_bytes() if model.is_file() else None
+    return model.read_bytes() if model.is_file() and _keeps_model(summary) else None
 
 
 def _same_model(src: Path, dest: Path) -> bool:

@@ -270,3 +270,19 @@ def test_quantizers_incidental_zeros_are_no_kept_fraction_row():
     assert ("fixed_point", "ratio") in metrics and ("fixed_point", "kept_pct") not in metrics
     assert ("fixed_point", "weight_ratio") not in metrics
     assert {("pruned", "kept_pct"), ("pruned", "weight_ratio")} <= metrics
+
+
+def test_grid_conversions_keep_their_summary_but_not_their_model_file(tmp_path):
+    direct = _grid_point(0, 0.8, 3, 8)
+    direct["mode"] = "evaluate"
+    trained = _grid_point(0, 0.6, 3, 8, stage="retrain")
+    for name, s in (("direct", direct), ("retrain", trained)):
+        (tmp_path / "out" / name).mkdir(parents=True)
+        (tmp_path / "out" / name / "summary.json").write_text(json.dumps(s))
+        (tmp_path / "out" / name / "model.qsdc").write_bytes(b"QSDC" + name.encode())
+    collect([tmp_path / "out"], tmp_path / "runs")
+    files = sorted(p.relative_to(tmp_path / "runs").as_posix()
+                   for p in (tmp_path / "runs").rglob("*") if p.is_file())
+    root = "anwar2015_fixed_point/lenet5_mnist"
+    assert files == [f"{root}/direct_w3_a8/seed=0.json", f"{root}/retrain_w3_a8/seed=0.json",
+                     f"{root}/retrain_w3_a8/seed=0.qsdc"]
