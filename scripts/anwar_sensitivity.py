@@ -47,7 +47,7 @@ def main() -> None:
     start, git = time.time(), git_state()
     base = [f"experiment={args.experiment}", "~pipeline", "mode=evaluate", "method=fixed_point",
             "budget=sensitivity", f"seed={args.seed}", f"trainer.threads={args.threads}",
-            f"init_from={args.float_run.resolve()}", "trainer.progress_bar=none"]
+            f"init_from='{args.float_run.resolve()}'", "trainer.progress_bar=none"]
     rows = []
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         probe = compose(config_name="config", overrides=base)
