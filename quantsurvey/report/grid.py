@@ -35,6 +35,8 @@ def grid_cells(runs: Path, paper: str) -> dict[tuple, list[float]]:
         fp = (s.get("config", {}).get("compress") or {}).get("fixed_point")
         if s.get("method") != "fixed_point" or not fp or "test/err" not in s["metrics"]:
             continue
+        if isinstance(fp["weight_bits"], dict) or isinstance(fp["input_bits"], dict):
+            continue  # per-layer settings (a sensitivity run): not a point of the grid
         key = (s["setting"], s["stage"], _bits(fp["weight_bits"]), _bits(fp["input_bits"]))
         cells[key].append(s["metrics"]["test/err"])
     return cells
