@@ -105,7 +105,7 @@ def main() -> None:
     for rule in RULES:
         cells = [f"{r['test_err']:.2f}, {r['logit_sqnr_db']:.1f}" for r in rows
                  if r["rule"] == rule]
-        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+        lines.append(f"| {rule.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / stem}.{{json,md}}")
 
