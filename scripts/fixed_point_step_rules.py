@@ -12,28 +12,19 @@ Writes results/lin2016_fixed_point/step_rules_<setting>_seed<s>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
-
-import torch
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from lin2016_analysis import logits, quantized, test_error  # noqa: E402
+from lin2016_analysis import load_float_run, logits, quantized, test_error  # noqa: E402
 
-from quantsurvey.assemble import build_datamodule  # noqa: E402
 from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
 from quantsurvey.compress.sqnr import sqnr_db  # noqa: E402
-from quantsurvey.config import validate_config  # noqa: E402
-from quantsurvey.methods import StageContext  # noqa: E402
-from quantsurvey.models import create_model  # noqa: E402
 from quantsurvey.provenance import git_state, hardware  # noqa: E402
-from quantsurvey.stages import load_stage  # noqa: E402
 from quantsurvey.threads import set_threads  # noqa: E402
 
 RULES = {
@@ -56,25 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     start, git = time.time(), git_state()
     set_threads(args.threads)
-    summary = json.loads((args.run / "summary.json").read_text())
-    cfg = OmegaConf.load(args.run / "config.yaml")
-    cfg.data.root, cfg.paths.cache_dir = str(args.data_root), str(args.cache_dir)
-    cfg.trainer.accelerator, cfg.trainer.devices = "cpu", "auto"
-    rc = validate_config(cfg)
-    dm = build_datamodule(rc)
-    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
-                         **rc.model.params)
-    load_stage(model, args.run)
-    model.eval()
-    calibration = []
-    for batch in dm.train_dataloader():
-        if len(calibration) == 10:
-            break
-        calibration.append(dm.on_after_batch_transfer(batch, 0)[0])
-    val = torch.cat([dm.on_after_batch_transfer(b, 0)[0] for b in dm.val_dataloader()])
-    val = val[:1000].split(500)
-    test = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
-    ctx = StageContext(seed=rc.seed, run_dir=args.out, train_batches=lambda n: calibration[:n])
+    summary, rc, dm, model, val, test, ctx = load_float_run(
+        args.run, args.data_root, args.cache_dir, 1000, args.out)
     reference = logits(model, val)
     rows = []
     for rule, section in RULES.items():

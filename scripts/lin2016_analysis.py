@@ -80,6 +80,33 @@ def weight_bytes(model, record):
     return bits / 8
 
 
+def load_float_run(run: Path, data_root: Path, cache_dir: Path, sqnr_images: int, out: Path):
+    """A finished float run's summary, config, data module and model (on the CPU), the first
+    `sqnr_images` validation images (batches of 500), the test batches, and a stage context
+    whose calibration batches are the first 10 training batches (epoch-0 order, no
+    augmentation)."""
+    summary = json.loads((run / "summary.json").read_text())
+    cfg = OmegaConf.load(run / "config.yaml")
+    cfg.data.root, cfg.paths.cache_dir = str(data_root), str(cache_dir)
+    cfg.trainer.accelerator, cfg.trainer.devices = "cpu", "auto"  # trained elsewhere maybe
+    rc = validate_config(cfg)
+    dm = build_datamodule(rc)
+    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
+                         **rc.model.params)
+    load_stage(model, run)
+    model.eval()
+    calibration = []
+    for batch in dm.train_dataloader():
+        if len(calibration) == 10:
+            break
+        calibration.append(dm.on_after_batch_transfer(batch, 0)[0])
+    val = torch.cat([dm.on_after_batch_transfer(b, 0)[0] for b in dm.val_dataloader()])
+    val = val[:sqnr_images].split(500)
+    test = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
+    ctx = StageContext(seed=rc.seed, run_dir=out, train_batches=lambda n: calibration[:n])
+    return summary, rc, dm, model, val, test, ctx
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True, help="a finished float run directory")
@@ -98,28 +125,8 @@ def main() -> None:
     start = time.time()
     git = git_state()
     set_threads(args.threads)
-    summary = json.loads((args.run / "summary.json").read_text())
-    cfg = OmegaConf.load(args.run / "config.yaml")
-    cfg.data.root, cfg.paths.cache_dir = str(args.data_root), str(args.cache_dir)
-    cfg.trainer.accelerator, cfg.trainer.devices = "cpu", "auto"  # trained elsewhere maybe
-    rc = validate_config(cfg)
-    dm = build_datamodule(rc)
-    model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
-                         **rc.model.params)
-    load_stage(model, args.run)
-    model.eval()
-
-    calibration = []
-    for batch in dm.train_dataloader():
-        if len(calibration) == 10:
-            break
-        calibration.append(dm.on_after_batch_transfer(batch, 0)[0])
-    val = []
-    for batch in dm.val_dataloader():
-        val.append(dm.on_after_batch_transfer(batch, 0)[0])
-    val = torch.cat(val)[: args.sqnr_images].split(500)
-    test = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
-    ctx = StageContext(seed=rc.seed, run_dir=args.out, train_batches=lambda n: calibration[:n])
+    summary, rc, dm, model, val, test, ctx = load_float_run(
+        args.run, args.data_root, args.cache_dir, args.sqnr_images, args.out)
     reference = logits(model, val)
     float_err = test_error(model, test)
     layers = list(weight_layers(model))
