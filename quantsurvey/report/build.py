@@ -523,6 +523,11 @@ FIXED_POINT_LAYER_COLUMNS = [("bits", "bits", "d"), ("step", "step", ".3g"),
                              ("stored_bytes", "stored bytes", ",.0f"), ("ratio", "ratio ×", ".1f")]
 
 
+# a binary layer (BNN, BWN, XNOR-Net): 1 bit per weight (+ α per filter where scaled)
+BINARY_LAYER_COLUMNS = [("bits", "bits", "d"), ("stored_bytes", "stored bytes", ",.0f"),
+                        ("ratio", "ratio ×", ".1f")]
+
+
 def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
     """Per-layer storage of every encoded model, laid out like Deep Compression's Tables 2–5
     (ternary models: zeros, scales, bytes; fixed point: bits, step, bytes): the mean over the
@@ -540,6 +545,8 @@ def render_layer_tables(summaries: list[dict[str, Any]]) -> str:
             columns = TERNARY_LAYER_COLUMNS
         elif all("step" in row for row in layers.values()):
             columns = FIXED_POINT_LAYER_COLUMNS
+        elif all("scaled" in row for row in layers.values()):  # binary: 1 bit per weight
+            columns = BINARY_LAYER_COLUMNS
         else:
             columns = LAYER_COLUMNS
         size = statistics.fmean(e["size_bytes"] for e in encs)

@@ -286,3 +286,15 @@ def test_grid_conversions_keep_their_summary_but_not_their_model_file(tmp_path):
     root = "anwar2015_fixed_point/lenet5_mnist"
     assert files == [f"{root}/direct_w3_a8/seed=0.json", f"{root}/retrain_w3_a8/seed=0.json",
                      f"{root}/retrain_w3_a8/seed=0.qsdc"]
+
+
+def test_binary_layers_get_their_own_per_layer_table():
+    from quantsurvey.report.build import render_layer_tables
+
+    s = _summary(0, 3.5, method="bnn")
+    s["compression"] = {"encoded": {"size_bytes": 1000, "original_bytes": 30000, "layers": {
+        "fcs.1": {"params": 4096, "bits": 1, "scaled": False, "stored_bytes": 512,
+                  "ratio": 32.0}}}}
+    table = render_layer_tables([s])
+    assert "| layer | params | bits | stored bytes | ratio × |" in table
+    assert "| fcs.1 | 4,096 | 1 | 512 | 32.0 |" in table
