@@ -64,10 +64,13 @@ def _matches(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
-def _flat_keys(d: Any, prefix: str = "") -> list[str]:
+def _flat_keys(d: Any, prefix: str = "", skip_null: bool = False) -> list[str]:
+    if skip_null and d is None:
+        return []
     if not isinstance(d, dict) or not d:
         return [prefix.rstrip(".")] if prefix else []
-    return [k for key, value in d.items() for k in _flat_keys(value, f"{prefix}{key}.")]
+    return [k for key, value in d.items()
+            for k in _flat_keys(value, f"{prefix}{key}.", skip_null)]
 
 
 def _stage_key(key: str) -> str:
@@ -91,11 +94,12 @@ def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     order = list(stages)
     clashes = []
     for key in keys:
-        if key.startswith("pipeline") or key in GROUPS or key == "budget" \
-                or key in (cfg.get("grid") or []):
+        if key.startswith("pipeline") or key in GROUPS or key == "budget":
             continue
+        # a stage that turns a method off (`compress.<method>: null`) does not set its keys
         setters = [s for s, over in OmegaConf.to_container(stages).items()
-                   if any(_matches(k, (key,)) or _matches(key, (k,)) for k in _flat_keys(over))]
+                   if any(_matches(k, (key,)) or _matches(key, (k,))
+                          for k in _flat_keys(over, skip_null=True))]
         if setters:
             clashes.append((key, setters))
     if clashes:

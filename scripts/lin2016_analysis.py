@@ -31,11 +31,11 @@ from omegaconf import OmegaConf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from quantsurvey.assemble import build_datamodule  # noqa: E402
+from quantsurvey.assemble import build_datamodule, stage_context  # noqa: E402
 from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
 from quantsurvey.compress.sqnr import harmonic_sqnr_db, sqnr_db  # noqa: E402
 from quantsurvey.config import validate_config  # noqa: E402
-from quantsurvey.methods import StageContext, build_methods  # noqa: E402
+from quantsurvey.methods import build_methods  # noqa: E402
 from quantsurvey.models import create_model  # noqa: E402
 from quantsurvey.nn.layers import weight_layers  # noqa: E402
 from quantsurvey.provenance import git_state, hardware, package_versions  # noqa: E402
@@ -95,15 +95,10 @@ def load_float_run(run: Path, data_root: Path, cache_dir: Path, sqnr_images: int
                          **rc.model.params)
     load_stage(model, run)
     model.eval()
-    calibration = []
-    for batch in dm.train_dataloader():
-        if len(calibration) == 10:
-            break
-        calibration.append(dm.on_after_batch_transfer(batch, 0)[0])
     val = torch.cat([dm.on_after_batch_transfer(b, 0)[0] for b in dm.val_dataloader()])
     val = val[:sqnr_images].split(500)
     test = [dm.on_after_batch_transfer(b, 0) for b in dm.test_dataloader()]
-    ctx = StageContext(seed=rc.seed, run_dir=out, train_batches=lambda n: calibration[:n])
+    ctx = stage_context(rc, dm, out)  # the calibration batches a training stage would use
     return summary, rc, dm, model, val, test, ctx
 
 

@@ -183,3 +183,16 @@ def test_grid_points_get_their_own_stage_directories():
                      ["float", "direct_w4_afloat", "retrain_w4_afloat"]]
     float_rc = stage_configs(cfgs[0])[0][2]
     assert float_rc.paper == "han2015_pruning" and not float_rc.compress.get("fixed_point")
+
+
+def test_sweeping_a_declared_grid_axis_stays_reportable_and_other_keys_do_not():
+    from quantsurvey.cli import apply_overrides_policy
+
+    axis = ["compress.fixed_point.weight_bits=2"]
+    cfg = apply_overrides_policy(compose_cfg(["experiment=anwar2015_fixed_point/lenet5_mnist",
+                                              *axis]), axis)
+    assert not cfg.get("report_reason") and cfg.budget == "cpu-20ep"
+    other = ["compress.fixed_point.weight_step=max"]
+    cfg = apply_overrides_policy(compose_cfg(["experiment=anwar2015_fixed_point/lenet5_mnist",
+                                              *other]), other)
+    assert "compress.fixed_point.weight_step" in cfg.report_reason and cfg.budget == "custom"
