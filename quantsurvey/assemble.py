@@ -170,8 +170,9 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
                   git: dict[str, Any], wall_time_s: float, before_resume_s: float,
                   resumed: bool, epochs: int, status: str = "finished",
                   error: str | None = None) -> dict[str, Any]:
-    """What every run writes; `report` is false for a failed run and for data that no paper
-    used (the synthetic smoke set), with the reason."""
+    """What every run writes; `report` is false for a failed run, for data that no paper used
+    (the synthetic smoke set) or a subset of it, and for epochs cut by `trainer.limit_*_batches`,
+    with the reason."""
     reasons = [rc.report_reason] if rc.report_reason else []
     if status != "finished":
         reasons.append(f"the run {status}: {error}")
@@ -179,6 +180,10 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
         reasons.append("synthetic smoke data, not a paper's data set")
     if rc.data.params.get("allow_subset"):
         reasons.append("a subset of the data set (data.params.allow_subset=true)")
+    for split in ("train", "val", "test"):
+        limit = getattr(rc.trainer, f"limit_{split}_batches")
+        if limit != 1.0:
+            reasons.append(f"part of each {split} pass (trainer.limit_{split}_batches={limit})")
     return {
         "status": status, **({"error": error} if error else {}),
         "paper": rc.paper, "setting": rc.setting, "method": rc.method, "stage": rc.stage,

@@ -225,6 +225,16 @@ def test_changed_recipe_or_other_data_is_not_reportable_and_summaries_are_readab
     assert path.stat().st_mode & 0o044 == 0o044  # group and others may read it
 
 
+def test_epochs_cut_by_batch_limits_are_never_reportable(tmp_path):
+    """A run whose test pass saw one batch was a reportable row when only its data was real."""
+    assert cli(*SMOKE, "trainer.limit_test_batches=3", out_dir=tmp_path).returncode == 0
+    s = json.loads(next(tmp_path.rglob("summary.json")).read_text())
+    assert s["report"] is False
+    assert "trainer.limit_train_batches=2" in s["report_reason"]  # trainer=smoke's
+    assert "trainer.limit_test_batches=3" in s["report_reason"]
+    assert "limit_val_batches" not in s["report_reason"]  # 1.0: every batch
+
+
 def test_report_collect_of_a_missing_folder(tmp_path):
     """#1: a mistyped DIR printed `collected 0 summaries`, exit 0."""
     import shutil

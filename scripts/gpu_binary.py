@@ -1,0 +1,138 @@
+"""The binary-network experiments on one GPU within a time limit, every stage at once.
+
+    python scripts/bench_gpu.py --mix $(python scripts/gpu_binary.py --print-mix) \\
+        --limit-train-batches 150 --epochs 3 --data synthetic --threads 1 --out probe.json
+    python scripts/gpu_binary.py --seconds 420 --timing probe.json \\
+        --data-dir DATA --output-dir OUT [--dry-run]
+
+Eleven stages, each its own `quantsurvey` process on the one GPU, all started together (each
+trains from scratch, as both papers do, so none waits for another):
+- courbariaux2016_bnn/bnn_convnet_cifar10: `float` and `bnn`, seed 0;
+- rastegari2016_xnor/bnn_convnet_cifar10: `float`, `bwn` and `xnor`, seed 0;
+- courbariaux2016_bnn/bnn_mlp_mnist at Theano's width 4096: `float` and `bnn`, seeds 0, 1, 2.
+
+The budget per family (CIFAR-10, MNIST) is the largest whole number of epochs E whose estimate
+(`STARTUP_S` + E × the family's slowest `full_epoch_s` in the latest `--timing` record +
+`FINISH_S`) fits `--seconds`, capped at `MAX_EPOCHS`. Every stage of the family runs E epochs,
+labelled `budget=gpu-<E>ep`: the papers' Adam and start learning rate, decayed exponentially to
+start/100 over the E epochs (SHORTENED: the papers decay to 3e-7 over 500 epochs (CIFAR-10) and
+1000 (MNIST)). No checkpoints are written (a lent machine's runs cannot be resumed there).
+Each command is printed before it runs, so every stage can be repeated alone on
+any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STARTUP_S = 30.0  # imports, data to the device, cuDNN set-up
+FINISH_S = 30.0   # the last validation, the test, the export and its read-back check
+MAX_EPOCHS = {"cifar10": 500, "mnist": 1000}  # the papers' schedules
+CIFAR_BNN = "experiment=courbariaux2016_bnn/bnn_convnet_cifar10"
+CIFAR_XNOR = "experiment=rastegari2016_xnor/bnn_convnet_cifar10"
+MNIST_BNN = "experiment=courbariaux2016_bnn/bnn_mlp_mnist"
+# (family, timing case, overrides): one stage each; `~pipeline.<s>` drops the other stages
+STAGES = [
+    ("cifar10", "bnn_convnet_float", [CIFAR_BNN, "~pipeline.bnn", "sched.end_lr=1.0e-5"]),
+    ("cifar10", "bnn_convnet_bnn", [CIFAR_BNN, "~pipeline.float", "sched.end_lr=1.0e-5"]),
+    ("cifar10", "xnor_convnet_float",
+     [CIFAR_XNOR, "~pipeline.bwn", "~pipeline.xnor", "sched.end_lr=1.0e-5"]),
+    ("cifar10", "xnor_convnet_bwn",
+     [CIFAR_XNOR, "~pipeline.float", "~pipeline.xnor", "sched.end_lr=1.0e-5"]),
+    ("cifar10", "xnor_convnet_xnor",
+     [CIFAR_XNOR, "~pipeline.float", "~pipeline.bwn", "sched.end_lr=1.0e-5"]),
+    *[("mnist", f"bnn_mlp4096_{stage}",
+       [MNIST_BNN, f"~pipeline.{other}", "model.params.width=4096", "sched.end_lr=3.0e-5",
+        f"seed={seed}"])
+      for seed in (0, 1, 2) for stage, other in (("float", "bnn"), ("bnn", "float"))],
+]
+MIX = " ".join(case for _, case, _ in STAGES)
+
+
+def choose_epochs(timing: Path, seconds: float) -> tuple[dict[str, int], dict]:
+    record = json.loads(timing.read_text())[-1]
+    full = {row["case"]: row["full_epoch_s"] for row in record["rows"] if "full_epoch_s" in row}
+    missing = sorted({case for _, case, _ in STAGES} - set(full))
+    if missing:
+        sys.exit(f"gpu_binary: {timing} has no full_epoch_s for {', '.join(missing)}: run "
+                 f"bench_gpu.py --mix {MIX} --limit-train-batches 150 first.")
+    epochs, why = {}, {"gpu": record["gpu"], "timing_commit": record["commit"]}
+    for family in MAX_EPOCHS:
+        slowest = max(full[case] for fam, case, _ in STAGES if fam == family)
+        fit = math.floor((seconds - STARTUP_S - FINISH_S) / slowest)
+        if fit < 1:
+            sys.exit(f"gpu_binary: not one {family} epoch ({slowest} s) fits in {seconds} s.")
+        epochs[family] = min(fit, MAX_EPOCHS[family])
+        why[f"{family}_epoch_s"] = slowest
+        why[f"{family}_estimate_s"] = round(STARTUP_S + epochs[family] * slowest + FINISH_S, 1)
+    return epochs, why
+
+
+def budget(epochs: int, family: str) -> list[str]:
+    if epochs == MAX_EPOCHS[family]:
+        return [f"trainer.max_epochs={epochs}"]
+    return [f"budget=gpu-{epochs}ep", f"trainer.max_epochs={epochs}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--print-mix", action="store_true",
+                        help="print the timing cases for bench_gpu.py --mix, and stop")
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--timing", type=Path, help="a bench_gpu.py --mix record")
+    parser.add_argument("--epochs", type=int, nargs=2, metavar=("CIFAR10", "MNIST"),
+                        help="skip the choice: these many epochs")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--output-dir")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--accelerator", default="gpu")
+    parser.add_argument("--extra", nargs="*", default=[],
+                        help="more overrides, e.g. trainer.limit_train_batches=2 to try it")
+    parser.add_argument("--only", nargs="+", metavar="CASE", help="run only these stages")
+    parser.add_argument("--dry-run", action="store_true")
+    args = parser.parse_args()
+    if args.print_mix:
+        print(MIX)
+        return
+    if None in (args.seconds, args.data_dir, args.output_dir):
+        parser.error("--seconds, --data-dir and --output-dir are required")
+    if args.epochs:
+        epochs, why = dict(zip(MAX_EPOCHS, args.epochs, strict=True)), {"chosen": "by --epochs"}
+    elif args.timing:
+        epochs, why = choose_epochs(args.timing, args.seconds)
+    else:
+        sys.exit("gpu_binary: give --timing (a bench_gpu.py --mix record) or --epochs.")
+    print(json.dumps({"epochs": epochs, **why}), flush=True)
+    common = [f"trainer.accelerator={args.accelerator}", "trainer.devices=1",
+              "callbacks.checkpoint=false",  # no resume on a lent machine: no epoch-end writes
+              f"trainer.threads={args.threads}", "trainer.progress_bar=none",
+              f"paths.data_dir={args.data_dir}", f"paths.output_dir={args.output_dir}"]
+    logs = Path(args.output_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs, start = [], time.time()
+    for i, (family, case, overrides) in enumerate(STAGES):
+        if args.only and case not in args.only:
+            continue
+        cmd = [sys.executable, "-m", "quantsurvey.cli", *overrides,
+               *budget(epochs[family], family), *common, *args.extra]
+        print(" ".join(cmd), flush=True)
+        if not args.dry_run:
+            log = open(logs / f"{i:02d}-{case}.log", "w")  # noqa: SIM115
+            procs.append((case, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+    failed = []
+    for case, proc in procs:
+        code = proc.wait()
+        print(f"{case}: exit {code} after {time.time() - start:.0f} s", flush=True)
+        failed += [case] if code else []
+    if failed:
+        sys.exit(f"gpu_binary: {len(failed)} stage(s) failed ({', '.join(failed)}); see {logs}")
+
+
+if __name__ == "__main__":
+    main()
