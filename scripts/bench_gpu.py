@@ -26,7 +26,8 @@ MNIST MLP, batch 100). Appends a record with the GPU's name and the commit to `-
 records each case's median epoch time; with `--limit-train-batches K` an epoch is K training
 batches and 2 validation batches, and `full_epoch_s` estimates a whole epoch: the median time of
 a training step (an epoch's start to its validation's start, ÷ K) × the batches of the training
-split, plus the rest of the measured epoch (validation, checkpoint, logging). `scripts/gpu_binary.py` chooses its budget from such a record.
+split, plus the rest of the measured epoch (validation, checkpoint, logging).
+`scripts/gpu_binary.py` chooses its budget from such a record.
 """
 
 from __future__ import annotations
