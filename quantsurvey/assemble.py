@@ -136,10 +136,28 @@ def build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> lis
             id_file.write_text(run_id + "\n")
         loggers.append(WandbLogger(
             project=rc.logger.project, entity=rc.logger.entity, group=rc.logger.group or rc.paper,
-            job_type=rc.stage, tags=list(rc.tags) or None, id=run_id, resume="allow",
-            name=f"{rc.setting}/{rc.name}/seed={rc.seed}", save_dir=str(run_dir),
+            job_type=rc.stage, tags=wandb_tags(rc), id=run_id, resume="allow",
+            name=f"{rc.paper}/{rc.setting}/{rc.name}/seed={rc.seed}", save_dir=str(run_dir),
             offline=rc.logger.offline, config=flatten(resolved)))
     return loggers
+
+
+def wandb_tags(rc: RunConfig) -> list[str]:
+    """The user's tags, then what a W&B run table filters by (W&B allows 64 characters)."""
+    facets = {"method": rc.method, "model": rc.model.name, "data": rc.data.name,
+              "budget": rc.budget}
+    return [*rc.tags, *(f"{k}:{v}"[:64] for k, v in facets.items())]
+
+
+def log_summary(loggers: list, metrics: dict[str, float]) -> None:
+    """The final metrics (test, compression) into W&B's run summary, as summary.json has them:
+    without this, `compress/*` never reached W&B and its charts could not plot error against
+    compression."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(metrics)
 
 
 def finish_loggers(rc: RunConfig) -> None:

@@ -19,16 +19,18 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey.errors import ConfigError, QuantsurveyError
+from quantsurvey.sweep import FAILED_JOBS, failed_objective, objective, record_failure
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 GROUPS = ("data", "model", "optim", "sched", "trainer", "logger", "callbacks", "paths",
-          "experiment")
+          "experiment", "hparams_search", "debug")
 # overrides that change where or how a run is watched, not what it computes
 NOT_RECIPE = ("seed", "resume", "name", "tags", "report", "budget", "paths", "logger", "data.root",
               "data.num_workers", "data.download", "trainer.progress_bar", "trainer.threads",
               "trainer.accelerator", "trainer.devices", "callbacks.checkpoint",
               "callbacks.lr_monitor", "callbacks.method_state_every_n_steps", "hydra",
-              "experiment", "paper", "setting", "stage", "method", "mode")
+              "experiment", "paper", "setting", "stage", "method", "mode", "objective",
+              "hparams_search")
 
 
 def _parse(args: list[str]) -> list[Any]:
@@ -191,6 +193,7 @@ def _hydra_main(cfg: DictConfig) -> float:
             # ones resumed, the rest run
             cfg = OmegaConf.merge(cfg, {"resume": True})
         metrics = run(cfg, hc.runtime.output_dir)
+        return objective(metrics, list(cfg.objective))  # what a Hydra sweeper optimises
     except QuantsurveyError as err:
         if hc.mode != RunMode.MULTIRUN:
             print(f"quantsurvey: error: {err.user_message()}", file=sys.stderr)
@@ -199,12 +202,8 @@ def _hydra_main(cfg: DictConfig) -> float:
         job = f"job {hc.job.num} ({hc.job.override_dirname or 'no overrides'})"
         print(f"quantsurvey: error in {job}: {err.user_message()} (the sweep goes on)",
               file=sys.stderr)
-        FAILED_JOBS.append((job, err))
-        return float("nan")
-    return metrics.get("val/err", float("nan"))  # what a Hydra sweeper would minimise
-
-
-FAILED_JOBS: list[tuple[str, QuantsurveyError]] = []  # a multirun's failed jobs, in order
+        record_failure(hc.sweep.dir, hc.job.num, job, err.exit_code)
+        return failed_objective(list(cfg.get("objective") or ["val/err"]))
 
 
 def main() -> None:
@@ -214,12 +213,12 @@ def main() -> None:
         print(f"quantsurvey: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
     _hydra_main()
-    if FAILED_JOBS:
+    if FAILED_JOBS:  # filled by the FailedJobs callback once every job of a multirun has run
         print(f"quantsurvey: error: {len(FAILED_JOBS)} job(s) of the sweep failed: "
               + "; ".join(job for job, _ in FAILED_JOBS)
               + ". Fix the cause and relaunch the same command: finished jobs are reused.",
               file=sys.stderr)
-        sys.exit(max(err.exit_code for _, err in FAILED_JOBS))
+        sys.exit(max(code for _, code in FAILED_JOBS))
 
 
 def eval_main() -> None:

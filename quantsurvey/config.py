@@ -222,6 +222,8 @@ class RunConfig:
     pipeline: dict[str, Any] = field(default_factory=dict)  # stage name → config overrides
     # the experiment's grid axes (dotted keys): sweeping them picks settings, not a new recipe
     grid: list[str] = field(default_factory=list)
+    # the metrics a multirun's job returns to a Hydra sweeper (Optuna: one per direction)
+    objective: list[str] = field(default_factory=lambda: ["val/err"])
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -237,6 +239,9 @@ class RunConfig:
 
         _choice("loss", self.loss, list_losses())
         _choice("mode", self.mode, MODES)
+        if not self.objective or not all(isinstance(n, str) and n for n in self.objective):
+            raise ConfigError(f"objective={self.objective!r} must be a list of one or more metric "
+                              f"names, e.g. [val/err] or [val/err, compress/ratio].")
         if self.mode == "evaluate" and not self.init_from:
             raise ConfigError("mode=evaluate needs init_from: a finished run's directory, a "
                               "stage's model.pt or an encoded .qsdc file.")

@@ -132,6 +132,10 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         module.model, compress_metrics = assemble.after_training(model, methods, ctx, rc,
                                                                  stage_info)
         test_metrics = trainer.test(module, datamodule=dm, verbose=False)[0]
+        metrics = {k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))}
+        metrics.update({k: float(v) for k, v in test_metrics.items()})
+        metrics.update(compress_metrics)
+        assemble.log_summary(loggers, metrics)  # W&B's run summary = summary.json's metrics
     except RunFailedError as err:
         so_far = {k: float(v) for k, v in trainer.callback_metrics.items()}
         write_json_atomic(run_dir / SUMMARY, summary(so_far, status="failed", error=str(err)))
@@ -140,9 +144,6 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         if ckpt is not None:
             csv_resume.merge_back(run_dir / "csv", resume_step)
         assemble.finish_loggers(rc)
-    metrics = {k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))}
-    metrics.update({k: float(v) for k, v in test_metrics.items()})
-    metrics.update(compress_metrics)
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
     if bad:
         err = RunFailedError(f"non-finite final metrics {bad}: the run is marked failed in "

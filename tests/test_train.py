@@ -21,7 +21,7 @@ from quantsurvey.pipeline import run_pipeline, stage_configs
 from quantsurvey.train import train
 from tests.conftest import EXPERIMENTS, REPO, compose_cfg, need_shared
 from tests.data.test_svhn_imagenet_synthetic import write_imagenet
-from tests.wandb_records import history, read_finished_records, run_info
+from tests.wandb_records import history, read_finished_records, run_info, run_summary
 
 
 def _smoke_overrides(experiment, tmp_path):
@@ -279,8 +279,9 @@ def test_wandb_offline_logs_the_run_and_resumes_into_it(smoke_cfg, tmp_path, mon
     assert len(files) == 2 and all(f.name == f"run-{run_id}.wandb" for f in files)
     # read each file only once W&B's writer has finished it (reading earlier was flaky)
     info = run_info(read_finished_records(files[0]))
-    assert (info["group"], info["job_type"], info["tags"]) == ("han2015_pruning", "float",
-                                                               ["smoke"])
+    assert (info["group"], info["job_type"]) == ("han2015_pruning", "float")
+    assert info["tags"] == ["smoke", "method:float", "model:lenet300_100", "data:synthetic",
+                            "budget:cpu-30ep"]
     assert info["config"]["optim.lr"] == smoke_cfg(*over).optim.lr  # flat keys for W&B's table
     assert info["config"]["data.name"] == "synthetic"
     resumed = history(read_finished_records(files[-1]))
@@ -290,6 +291,25 @@ def test_wandb_offline_logs_the_run_and_resumes_into_it(smoke_cfg, tmp_path, mon
     for key in ("test/top5_err", "val/err", "test/loss"):  # the run's own values, not just names
         assert logged[key] == pytest.approx(final[key]), key
     assert 1 in {row.get("epoch") for row in resumed}  # epoch 1 logs into the same run id
+
+
+def test_wandb_summary_mirrors_summary_json_compression_figures_included(smoke_cfg, tmp_path,
+                                                                       monkeypatch):
+    """compress/ratio, compress/size_bytes and compress/kept_pct never reached W&B."""
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    final = train(smoke_cfg("logger=wandb", "method=pruned", "+compress.prune.quality.fc=1.0"),
+                  tmp_path)
+    (path,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    records = read_finished_records(path)
+    logged = run_summary(records)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())["metrics"]
+    assert {"compress/ratio", "compress/weight_ratio", "compress/kept_pct", "test/err"} <= set(
+        final)
+    for key, value in on_disk.items():
+        assert logged[key] == pytest.approx(value), key
+    assert 0 < logged["compress/kept_pct"] < 100 and logged["compress/ratio"] > 1
+    assert run_info(records)["tags"][0] == "method:pruned"
 
 
 @pytest.mark.data

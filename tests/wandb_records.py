@@ -70,3 +70,13 @@ def run_info(records: list) -> dict:
             return {"id": r.run.run_id, "group": r.run.run_group, "job_type": r.run.job_type,
                     "tags": list(r.run.tags), "config": config}
     raise AssertionError("no run record")
+
+
+def run_summary(records: list) -> dict:
+    """The run summary as W&B's last summary record holds it (key → value)."""
+    out: dict = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "summary":
+            out.update({(u.key or "/".join(u.nested_key)): json.loads(u.value_json)
+                        for u in r.summary.update})
+    return out

@@ -1,5 +1,7 @@
-"""`quantsurvey-report`: rebuild results/results.csv and results/README.md from the committed run
-summaries (results/runs/**.json) and the papers' numbers (experiments/<paper>/reported.yaml).
+"""`quantsurvey-report`: rebuild results/results.csv, results/README.md, results/tables.tex,
+results/references.bib and the survey figures (results/figures/survey_<setting>.*) from the
+committed run summaries (results/runs/**.json) and the papers' numbers
+(experiments/<paper>/reported.yaml).
 
 Our figures and the papers' never share a column; every row of ours names its seeds, budget,
 device and commit, and regenerates from a fresh clone. Storage accounting checks (summaries with
@@ -27,6 +29,8 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
+from quantsurvey.report.latex import render_latex
+from quantsurvey.report.survey_figure import draw_all
 from quantsurvey.rundir import recipe as run_recipe
 
 COLUMNS = ["paper", "setting", "method", "model", "dataset", "metric", "reported", "ours",
@@ -644,12 +648,15 @@ def render_bib(experiments_dir: Path) -> str:
     return "\n".join([*parts, "% this framework\n" + FRAMEWORK_BIB])
 
 
-def _write(results_dir: Path, csv_text: str, readme: str, bib: str | None = None) -> None:
+def _write(results_dir: Path, csv_text: str, readme: str, bib: str | None = None,
+           tex: str | None = None) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "results.csv").write_text(csv_text)
     (results_dir / "README.md").write_text(readme)
     if bib is not None:
         (results_dir / "references.bib").write_text(bib)
+    if tex is not None:
+        (results_dir / "tables.tex").write_text(tex)
 
 
 def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
@@ -657,7 +664,9 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     summaries = list(runs.values())
     check_groups(summaries, [str(p) for p in runs])  # names the files
     rows, csv_text, readme = render(summaries, load_reported(experiments_dir))
-    _write(results_dir, csv_text, readme, render_bib(experiments_dir))
+    _write(results_dir, csv_text, readme, render_bib(experiments_dir),
+           render_latex(rows, skip_methods=(ACCOUNTING,)))
+    draw_all(rows, results_dir / "figures")
     return rows
 
 
@@ -677,8 +686,10 @@ def main(argv: list[str] | None = None) -> None:
         plan = plan_collect(args.collect, args.results / "runs", args.replace)
         rows, csv_text, readme = render(list(plan.runs.values()), load_reported(args.experiments))
         bib = render_bib(args.experiments)
+        tex = render_latex(rows, skip_methods=(ACCOUNTING,))
         copied = plan.apply()  # nothing is written before every check has passed
-        _write(args.results, csv_text, readme, bib)
+        _write(args.results, csv_text, readme, bib, tex)
+        figures = draw_all(rows, args.results / "figures")
     except QuantsurveyError as err:
         print(f"quantsurvey-report: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -686,8 +697,9 @@ def main(argv: list[str] | None = None) -> None:
                                           (plan.unchanged, "already there, unchanged"),
                                           (plan.skipped, "intermediate stages skipped")) if n]
     print(f"collected {len(copied)} summaries" + (f" ({'; '.join(extra)})" if extra else "")
-          + f"; wrote {len(rows)} rows to {args.results / 'results.csv'} and "
-          f"{args.results / 'README.md'}")
+          + f"; wrote {len(rows)} rows to {args.results / 'results.csv'}, "
+          f"{args.results / 'README.md'} and {args.results / 'tables.tex'}; drew "
+          f"{len(figures)} survey figures in {args.results / 'figures'}")
 
 
 if __name__ == "__main__":

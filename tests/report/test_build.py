@@ -298,3 +298,80 @@ def test_binary_layers_get_their_own_per_layer_table():
     table = render_layer_tables([s])
     assert "| layer | params | bits | stored bytes | ratio × |" in table
     assert "| fcs.1 | 4,096 | 1 | 512 | 32.0 |" in table
+
+
+def test_tables_tex_is_booktabs_per_paper_escaped_and_stable(tmp_path):
+    """results/tables.tex: one table per paper, the paper's figure and ours in their own
+    columns, LaTeX specials escaped; a rebuild from the same summaries gives the same bytes."""
+    from quantsurvey.report.latex import render_latex
+
+    other = {**_summary(0, 2.0), "paper": "zhang2018_admm", "setting": "lenet5_mnist",
+             "method": "magnitude_oneshot", "budget": "cpu-10x1ep+10ep"}
+    rows = build_rows([_summary(0, 1.0), _summary(1, 1.2), other], REPORTED)
+    tex = render_latex(rows)
+    assert tex.count("\\begin{table}") == tex.count("\\end{table}") == 2
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule"):
+        assert tex.count(rule) == 2
+    assert tex.count("\\begin{tabular}{lllrrrl}") == 2
+    body = [line for line in tex.splitlines() if line.endswith("\\\\")
+            and not line.startswith("setting")]
+    assert len(body) == len(rows) == 3
+    for line in body:
+        assert line.count(" & ") == 6  # seven columns in every row
+    assert ("lenet300\\_100\\_mnist & float & test error (\\%) & $1.640$ & $1.100 \\pm 0.141$ "
+            "& 2 & cpu-30ep \\\\") in tex
+    assert "lenet5\\_mnist & magnitude\\_oneshot & test error (\\%) & -- & $2.000$ & 1" in tex
+    assert "pruned & size ratio ($\\times$) & $12.000$ & -- & -- & --" in tex
+    for line in tex.splitlines():
+        if not line.startswith(("%", "\\label")):
+            assert "_" not in line.replace("\\_", ""), line  # every underscore escaped
+    assert render_latex(rows) == tex
+    # the command writes it beside results.csv, and again byte for byte
+    run = tmp_path / "outputs" / "seed=0"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps(_summary(0, 1.0)))
+    (tmp_path / "exp").mkdir()
+    args = ["--results", str(tmp_path / "res"), "--experiments", str(tmp_path / "exp")]
+    main(["--collect", str(tmp_path / "outputs"), *args])
+    first = (tmp_path / "res" / "tables.tex").read_bytes()
+    main(args)
+    assert (tmp_path / "res" / "tables.tex").read_bytes() == first
+    assert b"\\label{tab:han2015_pruning}" in first
+
+
+def test_pareto_front_keeps_exactly_the_undominated_points():
+    from quantsurvey.report.survey_figure import Point, pareto_front
+
+    def pt(ratio, err):
+        return Point("p", f"m{ratio}-{err}", "b", ratio, 0.0, err, 0.0, True)
+
+    points = [pt(1, 0.5), pt(10, 0.6), pt(10, 0.7), pt(40, 0.9), pt(30, 1.0), pt(40, 0.9),
+              pt(5, 0.5)]
+    front = pareto_front(points)
+    # (1, 0.5) is dominated by (5, 0.5); (10, 0.7) by (10, 0.6); (30, 1.0) by (40, 0.9)
+    assert [(p.ratio, p.err) for p in front] == [(5, 0.5), (10, 0.6), (40, 0.9), (40, 0.9)]
+
+
+def test_survey_figure_shows_ours_with_spread_and_the_papers_hollow(tmp_path):
+    from quantsurvey.report.survey_figure import draw_all, survey_points
+
+    pruned = [{**_summary(s, e, method="pruned"),
+               "metrics": {"test/err": e, "compress/ratio": r}}
+              for s, e, r in ((0, 1.6, 11.0), (1, 1.8, 13.0))]
+    reported = [*REPORTED, {**REPORTED[1], "metric": "test_err", "reported": 1.59}]
+    rows = build_rows([_summary(0, 1.0), _summary(1, 1.2), *pruned], reported)
+    points = {(p.method, p.ours): p for p in survey_points(rows)["lenet300_100_mnist"]}
+    float_ours = points[("float", True)]
+    assert (float_ours.ratio, float_ours.err) == (1.0, 1.1)
+    assert float_ours.err_std == pytest.approx(0.141, abs=1e-3)
+    pruned_ours = points[("pruned", True)]
+    assert (pruned_ours.ratio, pruned_ours.ratio_std) == (12.0, pytest.approx(1.414, abs=1e-3))
+    # the paper's float (error only: ratio 1) and pruned (ratio 12) rows, hollow
+    assert (points[("pruned", False)].ratio, points[("pruned", False)].err) == (12.0, 1.59)
+    assert points[("float", False)].ratio == 1.0
+    paths = draw_all(rows, tmp_path / "a")
+    assert [p.name for p in paths] == ["survey_lenet300_100_mnist.png",
+                                       "survey_lenet300_100_mnist.pdf"]
+    again = draw_all(rows, tmp_path / "b")
+    for first, second in zip(paths, again, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
