@@ -206,7 +206,23 @@ def _hydra_main(cfg: DictConfig) -> float:
         return failed_objective(list(cfg.get("objective") or ["val/err"]))
 
 
+def quiet_lightning() -> None:
+    """Keep a run's output to what it says: Lightning's start-up notices and tips (GPU
+    available, "limit_train_batches=1.0 was configured", litlogger), the worker-count hint (the
+    data sets are in memory: workers would only copy them) and a torch deprecation inside
+    Lightning go; warnings about the run itself stay."""
+    import logging
+    import warnings
+
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                 "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"The '\w+_dataloader' does not have many workers")
+
+
 def main() -> None:
+    quiet_lightning()
     try:
         sys.argv[1:] = preflight(sys.argv[1:])
     except QuantsurveyError as err:

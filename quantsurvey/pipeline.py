@@ -10,6 +10,7 @@ stages (Deep Compression starts from Han 2015's pruned model).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,77 @@ def run_pipeline(cfg: DictConfig, train_fn=None) -> dict[str, dict[str, float]]:
             raise ConfigError(f"pipeline stage {name!r}: {err}") from None
     dirs: dict[str, Path] = {}
     results = {}
-    for name, merged, rc in stages:
+    progress = Progress([0 if rc.mode == "evaluate" else rc.trainer.max_epochs
+                         for _, _, rc in stages])
+    for i, (name, merged, rc) in enumerate(stages):
         if rc.init_from in dirs:
             merged = OmegaConf.merge(merged, {"init_from": str(dirs[rc.init_from])})
         dirs[name] = stage_dir(rc)
         run_stage = train_fn or (evaluate if rc.mode == "evaluate" else train)
+        progress.announce(i, name, rc.method, dirs[name])
         results[name] = run_stage(merged, dirs[name])
+        progress.done(i)
+    print(final_table(stages, results, progress.elapsed()), flush=True)
     return results
+
+
+class Progress:
+    """`stage i/n` lines with the time left, estimated from the seconds per epoch of the stages
+    that trained so far (a reused stage takes no time and teaches nothing)."""
+
+    def __init__(self, epochs: list[int]):
+        self.epochs, self.start = epochs, time.monotonic()
+        self.trained_epochs, self.trained_s, self._t0, self._reused = 0, 0.0, 0.0, False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def announce(self, i: int, name: str, method: str, run_dir: Path) -> None:
+        left = ""
+        if self.trained_epochs:
+            per_epoch = self.trained_s / self.trained_epochs
+            left = f"; about {_duration(per_epoch * sum(self.epochs[i:]))} left"
+        what = f"{self.epochs[i]} epochs" if self.epochs[i] else "evaluate only"
+        self._reused = (run_dir / "summary.json").is_file()  # finished before: reused
+        print(f"quantsurvey: stage {i + 1}/{len(self.epochs)} {name} ({method}, "
+              f"{'finished before: reused' if self._reused else what}; "
+              f"{_duration(self.elapsed())} so far{left}) -> {run_dir}", flush=True)
+        self._t0 = time.monotonic()
+
+    def done(self, i: int) -> None:
+        if self.epochs[i] and not self._reused:
+            self.trained_epochs += self.epochs[i]
+            self.trained_s += time.monotonic() - self._t0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def final_table(stages: list, results: dict[str, dict[str, float]], elapsed: float) -> str:
+    """What the pipeline reproduced, stage by stage, beside the paper's own figures."""
+    from quantsurvey.provenance import REPO_ROOT
+    from quantsurvey.report.build import load_reported
+
+    try:
+        reported = load_reported(REPO_ROOT / "experiments")
+    except Exception:  # the table is a courtesy: a broken reported.yaml is the report's to name
+        reported = []
+    paper_says: dict[tuple, dict[str, float]] = {}
+    for r in reported:
+        paper_says.setdefault((r["paper"], r["setting"], r["method"]), {})[r["metric"]] = \
+            r["reported"]
+    lines = [f"quantsurvey: pipeline done in {_duration(elapsed)}",
+             f"  {'stage':<22} {'method':<22} {'test err %':>10} {'ratio x':>8}   paper: err % / ratio"]
+    for name, _, rc in stages:
+        m = results.get(name, {})
+        theirs = paper_says.get((rc.paper, rc.setting, rc.method), {})
+        err = m.get("test/err")
+        ratio = m.get("compress/ratio")
+        paper_err = theirs.get("test_err", theirs.get("top1_err"))
+        lines.append(f"  {name:<22} {rc.method:<22} "
+                     f"{'' if err is None else f'{err:.2f}':>10} "
+                     f"{'' if ratio is None else f'{ratio:.1f}':>8}   "
+                     f"{'-' if paper_err is None else paper_err} / "
+                     f"{theirs.get('ratio', '-')}")
+    return "\n".join(lines)

@@ -119,7 +119,9 @@ def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path
             _check_resumed_recipe(run_dir, resolved)
             return last
         # a new directory (every fresh pipeline stage runs with resume=true) is not news
-        say = log.info if run_dir.is_dir() and any(run_dir.iterdir()) else log.debug
+        # (the run's own .lock, taken before this check, is not a file of an earlier run)
+        held = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
+        say = log.info if held else log.debug
         say("resume=true but %s has no checkpoint: starting from scratch", run_dir)
         return None
     if (run_dir / SUMMARY).exists() or last.exists():

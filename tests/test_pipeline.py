@@ -162,3 +162,49 @@ def test_missing_init_model_is_a_clear_error(tmp_path):
                        f"paths.output_dir={tmp_path}"])
     with pytest.raises(CheckpointError, match="does not exist"):
         train(cfg, tmp_path / "run")
+
+
+def test_a_pipeline_says_which_stage_of_how_many_and_ends_with_what_it_reproduced(tmp_path):
+    """Each stage opened with 'resume=true but … has no checkpoint' and Lightning's tips; the
+    last line was Lightning's test bar."""
+    import subprocess
+    import sys
+
+    from tests.test_bad_inputs import REPO
+
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "quantsurvey.cli",
+                          "experiment=han2015_pruning/lenet300_100_mnist", "data=synthetic",
+                          "trainer=smoke", f"paths.output_dir={tmp_path}"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    starts = [line for line in out.stdout.splitlines() if line.startswith("quantsurvey: stage ")]
+    assert [s.split(" stage ")[1].split(" (")[0] for s in starts] == [
+        "1/5 float", "2/5 prune1", "3/5 prune2", "4/5 prune3", "5/5 prune4"]
+    assert "left)" in starts[-1] and "left" not in starts[0]  # an estimate once one stage ran
+    tail = out.stdout.splitlines()[-6:]
+    assert tail[0].startswith("  stage") and [t.split()[0] for t in tail[1:]] == [
+        "float", "prune1", "prune2", "prune3", "prune4"]
+    assert "pipeline done in" in out.stdout
+    for noise in ("has no checkpoint", "litlogger", "was configured so", "LeafSpec",
+                  "does not have many workers"):
+        assert noise not in text, noise
+    again = subprocess.run(out.args, cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert again.stdout.count("finished before: reused") == 5, again.stdout[-2000:]
+
+
+def test_the_final_table_puts_the_papers_figures_beside_ours():
+    from quantsurvey.pipeline import final_table, stage_configs
+
+    stages = stage_configs(compose_cfg(["experiment=han2015_pruning/lenet300_100_mnist"]))
+    results = {"float": {"test/err": 1.51}, "prune4": {"test/err": 1.62, "compress/ratio": 11.5}}
+    lines = final_table(stages, results, 75.0).splitlines()
+    assert lines[0] == "quantsurvey: pipeline done in 75 s"
+    by_stage = {line.split()[0]: line for line in lines[2:]}
+    assert by_stage["float"].split()[-3:] == ["1.64", "/", "-"]  # Han 2015, Table 1
+    assert by_stage["float"].split()[2] == "1.51"
+    assert by_stage["prune4"].split()[2:4] == ["1.62", "11.5"]
+    assert by_stage["prune4"].split()[-3:] == ["1.59", "/", "12"]
+    assert by_stage["prune1"].split()[2:] == ["1.59", "/", "12"]  # no figures of ours yet

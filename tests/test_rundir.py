@@ -75,6 +75,9 @@ def test_a_fresh_directory_under_resume_is_not_announced(tmp_path, caplog):
 
     with caplog.at_level(logging.INFO, logger="quantsurvey"):
         assert check_run_dir(tmp_path / "new", True, {}) is None
+        (tmp_path / "locked").mkdir()  # the run's own lock, taken before the check
+        (tmp_path / "locked" / ".lock").write_text("123")
+        assert check_run_dir(tmp_path / "locked", True, {}) is None
         assert "has no checkpoint" not in caplog.text
         (tmp_path / "old").mkdir()
         (tmp_path / "old" / "config.yaml").write_text("x: 1\n")
