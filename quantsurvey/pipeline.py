@@ -128,7 +128,8 @@ def final_table(stages: list, results: dict[str, dict[str, float]], elapsed: flo
         paper_says.setdefault((r["paper"], r["setting"], r["method"]), {})[r["metric"]] = \
             r["reported"]
     lines = [f"quantsurvey: pipeline done in {_duration(elapsed)}",
-             f"  {'stage':<22} {'method':<22} {'test err %':>10} {'ratio x':>8}   paper: err % / ratio"]
+             f"  {'stage':<22} {'method':<22} {'test err %':>10} {'ratio x':>8}   "
+             "paper: err % / ratio"]
     for name, _, rc in stages:
         m = results.get(name, {})
         theirs = paper_says.get((rc.paper, rc.setting, rc.method), {})
