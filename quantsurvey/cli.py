@@ -193,6 +193,8 @@ def _hydra_main(cfg: DictConfig) -> float:
             # ones resumed, the rest run
             cfg = OmegaConf.merge(cfg, {"resume": True})
         metrics = run(cfg, hc.runtime.output_dir)
+        if hc.mode != RunMode.MULTIRUN:  # a single run returns nothing anyone reads
+            return float(metrics.get("val/err", float("nan")))
         return objective(metrics, list(cfg.objective))  # what a Hydra sweeper optimises
     except QuantsurveyError as err:
         if hc.mode != RunMode.MULTIRUN:

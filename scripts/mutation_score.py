@@ -1,7 +1,7 @@
 """Mutation scores per module with cosmic-ray, in a throwaway copy of the committed tree.
 
     python scripts/mutation_score.py                              # every module in MODULES
-    python scripts/mutation_score.py --modules quantsurvey/compress/bit_pack.py \
+    python scripts/mutation_score.py --modules quantsurvey/compress/bit_pack.py \\
         --out results/mutation
 
 For each module, cosmic-ray plants one small change at a time (an operator, a constant, a
