@@ -11,6 +11,10 @@ Runs in a copy of HEAD's tree (`git worktree`), never in the working tree, so an
 leaves no mutated file behind. Writes `<out>/<module path with / as __>.json` (counts, score, and
 every surviving mutant: operator, line, diff) and `<out>/README.md` (the table of all modules
 scored so far). Slow (one pytest start per mutant, ≈ 4–10 s here); run by hand, not in CI.
+The sessions live in `--work` (default outputs/mutation/<module>/): calling the script again
+after an interruption continues each session where it stopped (the mutated copy is rebuilt from
+the commit, so a file left mutated by a kill is not carried over); the wall time recorded is
+that of the last call.
 Score = killed ÷ (killed + survived); cosmic-ray's "incompetent" mutants (the module no longer
 imports) count as killed, as the tests fail on them.
 """
@@ -44,8 +48,11 @@ def goal(module: str) -> float:
     return next((v for k, v in GOAL.items() if module.startswith(k)), 80.0)
 
 
-def score_module(module: str, tests: list[str], tree: Path, timeout: float) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="mutation-"))
+def score_module(module: str, tests: list[str], tree: Path, timeout: float,
+                 work: Path) -> dict:
+    """Mutate and test `module` in `tree`; the session lives in `work` (an interrupted run
+    continues where it stopped when called again with the same `work`)."""
+    work.mkdir(parents=True, exist_ok=True)
     config = work / "cosmic-ray.toml"
     command = " ".join([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                         "-p", "no:randomly", *tests])
@@ -60,10 +67,19 @@ def score_module(module: str, tests: list[str], tree: Path, timeout: float) -> d
     session = work / "session.sqlite"
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}  # the copy's code
     env_cmd = {"cwd": tree, "check": True, "capture_output": True, "text": True, "env": env}
-    subprocess.run(["cosmic-ray", "init", str(config), str(session)], **env_cmd)
+    if not session.is_file():
+        subprocess.run(["cosmic-ray", "init", str(config), str(session)], **env_cmd)
     start = time.time()
     subprocess.run(["cosmic-ray", "exec", str(config), str(session)], **env_cmd)
-    dump = subprocess.run(["cosmic-ray", "dump", str(session)], **env_cmd).stdout
+    record = summarize(session, module, tests)
+    record["wall_s"] = round(time.time() - start, 1)
+    return record
+
+
+def summarize(session: Path, module: str, tests: list[str]) -> dict:
+    """Counts, score and survivors of a cosmic-ray session."""
+    dump = subprocess.run(["cosmic-ray", "dump", str(session)], check=True, capture_output=True,
+                          text=True).stdout
     counts = {"killed": 0, "survived": 0, "incompetent": 0, "timeout": 0, "not run": 0}
     survivors = []
     for line in dump.splitlines():
@@ -89,8 +105,7 @@ def score_module(module: str, tests: list[str], tree: Path, timeout: float) -> d
     total = killed + counts["survived"]
     return {"module": module, "tests": tests, **counts, "mutants": total,
             "score_pct": round(100.0 * killed / total, 1) if total else None,
-            "goal_pct": goal(module), "wall_s": round(time.time() - start, 1),
-            "survivors": survivors}
+            "goal_pct": goal(module), "survivors": survivors}
 
 
 def render_table(out: Path) -> str:
@@ -106,6 +121,11 @@ def render_table(out: Path) -> str:
         lines.append(f"| {r['module']} | {', '.join(r['tests'])} | {r['mutants']} | {killed} | "
                      f"{r['survived']} | {r['score_pct']} | {r['goal_pct']:.0f} | "
                      f"{r.get('commit', '?')} | {r['wall_s']} |")
+    for r in rows:
+        if r["survivors"]:
+            lines += ["", f"Surviving mutants of {r['module']} (line, operator: why it lives):", ""]
+            lines += [f"- line {s['line']}, {s['operator']}: {s.get('reason', 'not yet examined')}"
+                      for s in r["survivors"]]
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +134,8 @@ def main() -> None:
     parser.add_argument("--modules", nargs="+", default=list(MODULES), choices=list(MODULES))
     parser.add_argument("--out", type=Path, default=REPO / "results" / "mutation")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
+    parser.add_argument("--work", type=Path, default=REPO / "outputs" / "mutation",
+                        help="sessions, one folder per module: a second call continues them")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout.strip()
@@ -124,9 +146,10 @@ def main() -> None:
     try:
         for module in args.modules:
             print(f"mutation_score: {module} …", flush=True)
-            record = {**score_module(module, MODULES[module], tree, args.timeout),
-                      "commit": commit[:12]}
             name = module.replace("/", "__").removesuffix(".py") + ".json"
+            record = {**score_module(module, MODULES[module], tree, args.timeout,
+                                     args.work / name.removesuffix(".json")),
+                      "commit": commit[:12]}
             (args.out / name).write_text(json.dumps(record, indent=1) + "\n")
             (args.out / "README.md").write_text(render_table(args.out))
             print(f"  {record['score_pct']}% of {record['mutants']} killed "

@@ -229,3 +229,8 @@ def test_bad_packed_codes_are_refused():
         pack_codes(torch.tensor([4]), 3)
     with pytest.raises(ValueError, match="cannot hold exactly 10 3-bit codes"):
         unpack_codes(b"\x00" * 3, 3, 10)
+    # found by mutation testing (scripts/mutation_score.py): below the range, and too long
+    with pytest.raises(ValueError, match=r"codes must lie in \[-4, 3\] for 3 bits"):
+        pack_codes(torch.tensor([0, -5]), 3)
+    with pytest.raises(ValueError, match="cannot hold exactly 10 3-bit codes"):
+        unpack_codes(b"\x00" * 5, 3, 10)  # 4 bytes hold 10 3-bit codes; a 5th is not ours
