@@ -211,6 +211,40 @@ def test_a_target_sqnr_that_cannot_be_met_is_refused():
         bits_for_target(params, offsets, 60.0, 6.02, max_bits=8)
 
 
+def test_sqnr_edges_found_by_mutation_testing():
+    """Gaps that scripts/mutation_score.py found in the tests of compress/sqnr.py."""
+    # a ratio that is not a whole number (signal 1, noise 0.09), and a zero signal
+    assert sqnr_db(torch.tensor([1.0]), torch.tensor([1.3])) == pytest.approx(
+        10 * math.log10(1 / 0.09), rel=1e-6)  # float32 1.3: noise 0.0900000
+    assert sqnr_db(torch.zeros(3), torch.ones(3)) == -math.inf
+    # every quantizer exact: no noise; one at 0 dB: its noise equals the signal
+    assert harmonic_sqnr_db([math.inf, math.inf]) == math.inf
+    assert harmonic_sqnr_db([0.0]) == 0.0
+    for kappa in (0.0, -6.02, math.inf):
+        with pytest.raises(ValueError, match="must be a positive number of dB per bit"):
+            allocate_bits({"a": 10}, 4, kappa)
+    # below min_bits (default 1) nothing goes: an anchor of 0 gives the biggest layer 1 bit
+    assert allocate_bits({"a": 10, "b": 1000}, 0, 6.02) == {"a": 3, "b": 1}  # 3.32 rounds to 3
+
+
+def test_bits_for_target_by_hand():
+    """Layer SQNR = κ·β + offset; β from Eq. 18 (a: 100 weights gets 2 bits more than b: 1,000
+    at κ = 6.02); the smallest anchor whose harmonic prediction reaches the target."""
+    params, kappa = {"a": 100, "b": 1000}, 6.02
+    zero = {"a": 0.0, "b": 0.0}
+    # anchor 1: 18.06 and 6.02 dB → 5.76 dB combined; anchor 0 would give 5.05 dB
+    assert bits_for_target(params, zero, 5.0, kappa) == {"a": 3, "b": 1}
+    # offsets of +10 dB: anchor 3 predicts 27.8 dB, anchor 4 33.8 dB
+    ten = {"a": 10.0, "b": 10.0}
+    assert bits_for_target(params, ten, 30.0, kappa) == {"a": 6, "b": 4}
+    # a target met exactly is met
+    exact = harmonic_sqnr_db([kappa * 6 + 10.0, kappa * 4 + 10.0])
+    assert bits_for_target(params, ten, exact, kappa) == {"a": 6, "b": 4}
+    # only the last anchor (max_bits itself) reaches the target: 39.13 dB at 7 bits, 35.15 at 6
+    assert bits_for_target(params, zero, 39.0, kappa, max_bits=7) == {"a": 7, "b": 7}
+    assert bits_for_target(params, zero, 45.0, kappa, max_bits=8) == {"a": 8, "b": 8}
+
+
 @pytest.mark.parametrize("bits", [1, 2, 3, 5, 7, 8, 13, 16, 31, 32])
 @pytest.mark.parametrize("n", [0, 1, 7, 64, 1001])
 def test_b_bit_packing_round_trips(bits, n):
