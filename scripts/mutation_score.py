@@ -112,8 +112,10 @@ def render_table(out: Path) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
     lines = ["# Mutation scores (cosmic-ray)", "",
              "`python scripts/mutation_score.py --modules …` (see its docstring). Score = killed ÷ "
-             "(killed + survived), incompetent and timed-out mutants counted as killed. Each "
-             "module's JSON lists its surviving mutants.", "",
+             "(killed + survived), incompetent and timed-out mutants counted as killed, at the "
+             "commit named (the tests of that commit). Each module's JSON lists its surviving "
+             "mutants; a reason 'killed since' means a later test kills it (re-applied by hand); "
+             "a re-run at a newer commit gives the new score.", "",
              "| module | tests | mutants | killed | survived | score % | goal % | commit | "
              "wall s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:

@@ -225,6 +225,8 @@ def test_sqnr_edges_found_by_mutation_testing():
             allocate_bits({"a": 10}, 4, kappa)
     # below min_bits (default 1) nothing goes: an anchor of 0 gives the biggest layer 1 bit
     assert allocate_bits({"a": 10, "b": 1000}, 0, 6.02) == {"a": 3, "b": 1}  # 3.32 rounds to 3
+    # a ratio of sizes that is not a whole number: log10(1000 / 526) · 10 = 2.79 bits more
+    assert allocate_bits({"a": 526, "b": 1000}, 4, 1.0) == {"a": 7, "b": 4}
 
 
 def test_bits_for_target_by_hand():
