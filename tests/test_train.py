@@ -26,7 +26,16 @@ from tests.wandb_records import history, read_finished_records, run_info, run_su
 
 def _smoke_overrides(experiment, tmp_path):
     """Tiny data in the experiment's own format: synthetic digits, or a small ImageFolder."""
-    if compose_cfg([f"experiment={experiment}"]).data.name != "imagenet":
+    data = compose_cfg([f"experiment={experiment}"]).data.name
+    if data == "imagewoof":  # its own wnids and folder; a subset must be allowed explicitly
+        from quantsurvey.data.imagenet import IMAGEWOOF_WNIDS
+
+        write_imagenet(tmp_path / "data", per_class=2, wnids=sorted(IMAGEWOOF_WNIDS),
+                       folder="imagewoof2-128")
+        return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=40",
+                "data.params.crop=32", "data.val_size=4", "data.batch_size=8",
+                "data.eval_batch_size=8", "data.num_workers=0", "+data.params.allow_subset=true"]
+    if data != "imagenet":
         return ["data=synthetic"]
     write_imagenet(tmp_path / "data", classes=3, per_class=3)
     return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=80",

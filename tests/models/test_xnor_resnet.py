@@ -1,6 +1,7 @@
 """ResNet-18 in XNOR-Net's block order: every inner conv sees sign(BN(x)) under `xnor` (both
 signs, not the all-+1 sign of a ReLU output), the stem conv and the fc stay real, and the
-one-bit file computes what the trained network computes."""
+one-bit file computes what the trained network computes. (The Imagewoof experiment's three
+stages smoke-run in tests/test_train.py::test_every_experiment_smoke_runs_all_its_stages.)"""
 
 from __future__ import annotations
 
@@ -72,30 +73,3 @@ def test_the_bwn_and_xnor_files_compute_what_the_network_computes(tmp_path):
         again = load_model(tmp_path / method / "model.qsdc").eval()
         assert torch.equal(again(ctx.probe()), expected), method
 
-
-def test_the_imagewoof_experiment_runs_its_three_stages_on_tiny_imagewoof_files(tmp_path):
-    """No GPU here for the real run: the config composes and every stage (float, bwn, xnor)
-    trains, writes and reads back its file on a tiny copy in Imagewoof's layout and wnids."""
-    import json
-
-    from quantsurvey.data.imagenet import IMAGEWOOF_WNIDS
-    from quantsurvey.pipeline import run_pipeline
-    from tests.conftest import compose_cfg
-    from tests.data.test_svhn_imagenet_synthetic import write_imagenet
-
-    write_imagenet(tmp_path / "data", per_class=2, wnids=sorted(IMAGEWOOF_WNIDS),
-                   folder="imagewoof2-128")
-    cfg = compose_cfg(["experiment=rastegari2016_xnor/resnet18_xnor_imagewoof", "trainer=smoke",
-                       "trainer.max_epochs=1",
-                       f"paths.data_dir={tmp_path / 'data'}", f"paths.output_dir={tmp_path / 'o'}",
-                       "data.val_size=4", "data.batch_size=8", "data.num_workers=0",
-                       "data.params.resize=40", "data.params.crop=32",
-                       "+data.params.allow_subset=true"])
-    results = run_pipeline(cfg)
-    assert list(results) == ["float", "bwn", "xnor"]
-    for stage in ("bwn", "xnor"):
-        (path,) = (tmp_path / "o").rglob(f"{stage}/seed=0/summary.json")
-        s = json.loads(path.read_text())
-        assert s["setting"] == "resnet18_xnor_imagewoof" and s["report"] is False
-        assert s["compression"]["encoded"]["identical_outputs"] is True
-        assert s["metrics"]["compress/ratio"] > 15  # 1 bit per inner weight; stem, fc float
