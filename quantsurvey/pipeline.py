@@ -20,6 +20,7 @@ from quantsurvey.assemble import check_stage
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.errors import ConfigError
 from quantsurvey.evaluate import evaluate
+from quantsurvey.rundir import SUMMARY
 from quantsurvey.train import train
 
 
@@ -98,7 +99,7 @@ class Progress:
             per_epoch = self.trained_s / self.trained_epochs
             left = f"; about {_duration(per_epoch * sum(self.epochs[i:]))} left"
         what = f"{self.epochs[i]} epochs" if self.epochs[i] else "evaluate only"
-        self._reused = (run_dir / "summary.json").is_file()  # finished before: reused
+        self._reused = (run_dir / SUMMARY).is_file()  # finished before: reused
         print(f"quantsurvey: stage {i + 1}/{len(self.epochs)} {name} ({method}, "
               f"{'finished before: reused' if self._reused else what}; "
               f"{_duration(self.elapsed())} so far{left}) -> {run_dir}", flush=True)
@@ -116,13 +117,16 @@ def _duration(seconds: float) -> str:
 
 def final_table(stages: list, results: dict[str, dict[str, float]], elapsed: float) -> str:
     """What the pipeline reproduced, stage by stage, beside the paper's own figures."""
+    import yaml
+
+    from quantsurvey.errors import QuantsurveyError
     from quantsurvey.provenance import REPO_ROOT
     from quantsurvey.report.build import load_reported
 
     try:
         reported = load_reported(REPO_ROOT / "experiments")
-    except Exception:  # the table is a courtesy: a broken reported.yaml is the report's to name
-        reported = []
+    except (QuantsurveyError, OSError, yaml.YAMLError):  # a broken reported.yaml is the
+        reported = []  # report's to name; this table is a courtesy
     paper_says: dict[tuple, dict[str, float]] = {}
     for r in reported:
         paper_says.setdefault((r["paper"], r["setting"], r["method"]), {})[r["metric"]] = \
