@@ -115,6 +115,8 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic, enable_progress_bar=bool(bar),
         callbacks=callbacks, logger=loggers, num_sanity_val_steps=0,
+        # else Lightning adds its own epoch-end checkpoint when callbacks.checkpoint is false
+        enable_checkpointing=bool(rc.callbacks.checkpoint),
         use_distributed_sampler=False, enable_model_summary=bool(bar),
         plugins=[AtomicCheckpointIO()])
 

@@ -59,16 +59,21 @@ STAGES = [
 MIX = " ".join(case for _, case, _ in STAGES)
 
 
-def choose_epochs(timing: Path, seconds: float, safety: float) -> tuple[dict[str, int], dict]:
+def choose_epochs(timing: Path, seconds: float, safety: float,
+                  stages: list[tuple[str, str, list[str]]] = STAGES
+                  ) -> tuple[dict[str, int], dict]:
+    """Epochs per family of `stages` (the families without a stage get 0)."""
     record = json.loads(timing.read_text())[-1]
     full = {row["case"]: row["full_epoch_s"] for row in record["rows"] if "full_epoch_s" in row}
-    missing = sorted({case for _, case, _ in STAGES} - set(full))
+    missing = sorted({case for _, case, _ in stages} - set(full))
     if missing:
+        mix = " ".join(case for _, case, _ in stages)
         sys.exit(f"gpu_binary: {timing} has no full_epoch_s for {', '.join(missing)}: run "
-                 f"bench_gpu.py --mix {MIX} --limit-train-batches 150 first.")
-    epochs, why = {}, {"gpu": record["gpu"], "timing_commit": record["commit"], "safety": safety}
-    for family in MAX_EPOCHS:
-        slowest = safety * max(full[case] for fam, case, _ in STAGES if fam == family)
+                 f"bench_gpu.py --mix {mix} --limit-train-batches 150 first.")
+    epochs = dict.fromkeys(MAX_EPOCHS, 0)
+    why = {"gpu": record["gpu"], "timing_commit": record["commit"], "safety": safety}
+    for family in sorted({fam for fam, _, _ in stages}, key=list(MAX_EPOCHS).index):
+        slowest = safety * max(full[case] for fam, case, _ in stages if fam == family)
         fit = math.floor((seconds - STARTUP_S - FINISH_S) / slowest)
         if fit < 1:
             sys.exit(f"gpu_binary: not one {family} epoch ({slowest} s) fits in {seconds} s.")
@@ -108,10 +113,13 @@ def main() -> None:
         return
     if None in (args.seconds, args.data_dir, args.output_dir):
         parser.error("--seconds, --data-dir and --output-dir are required")
+    stages = [stage for stage in STAGES if not args.only or stage[1] in args.only]
+    if not stages:
+        parser.error(f"--only names no stage; the cases are: {MIX}")
     if args.epochs:
         epochs, why = dict(zip(MAX_EPOCHS, args.epochs, strict=True)), {"chosen": "by --epochs"}
     elif args.timing:
-        epochs, why = choose_epochs(args.timing, args.seconds, args.safety)
+        epochs, why = choose_epochs(args.timing, args.seconds, args.safety, stages)
     else:
         sys.exit("gpu_binary: give --timing (a bench_gpu.py --mix record) or --epochs.")
     print(json.dumps({"epochs": epochs, **why}), flush=True)
@@ -123,7 +131,7 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     procs, start = [], time.time()
     for i, (family, case, overrides) in enumerate(STAGES):
-        if args.only and case not in args.only:
+        if (family, case, overrides) not in stages:
             continue
         cmd = [sys.executable, "-m", "quantsurvey.cli", *overrides,
                *budget(epochs[family], family), *common, *args.extra]

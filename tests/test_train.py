@@ -136,6 +136,14 @@ def test_summary_holds_provenance(smoke_cfg, tmp_path):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_checkpoint_false_writes_no_checkpoint(smoke_cfg, tmp_path):
+    # Lightning's own default checkpoint (csv/checkpoints/*.ckpt, with the optimiser's state)
+    # was written at every epoch end although callbacks.checkpoint was false
+    train(smoke_cfg("callbacks.checkpoint=false", "trainer.max_epochs=2"), tmp_path)
+    assert (tmp_path / "summary.json").is_file()
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 def _test_errors_of_saved_model(cfg, run_dir) -> tuple[float, float]:
     """Top-1 and top-5 error (%) of the run's model.pt on the test batches the run tested."""
     from quantsurvey.assemble import build_datamodule
