@@ -245,7 +245,11 @@ class RunConfig:
         if self.mode == "evaluate" and not self.init_from:
             raise ConfigError("mode=evaluate needs init_from: a finished run's directory, a "
                               "stage's model.pt or an encoded .qsdc file.")
-        build_methods(self.compress)
+        for method in build_methods(self.compress):
+            if getattr(method.config, "init_uniform", False) and self.init_from:
+                raise ConfigError(f"compress.{method.name}.init_uniform draws new weights, which "
+                                  f"would replace those loaded from init_from={self.init_from!r}:"
+                                  f" set one of them, not both.")
         if self.seed < 0:
             raise ConfigError(f"seed={self.seed} must be >= 0.")
 

@@ -14,7 +14,9 @@ a binary input to the first layer, or binary weights in the first / last layer o
 
 - bnn: w ↦ sign(w), inputs ↦ sign(x) (stochastic optional), straight-through gradients cancelled
   where |x| > 1; latent weights clipped to [−clip, clip] after every optimiser step; with
-  `lr_scale` each binary layer's learning rate is scaled by 1/sqrt(1.5/(fan_in + fan_out)).
+  `lr_scale` each binary layer's learning rate is scaled by 1/sqrt(1.5/(fan_in + fan_out));
+  `init_uniform` draws the binary layers' latent weights from U(−clip, clip) before training,
+  as BinaryNet's code does (W ~ Uniform(−H, H), H = 1), for a stage trained from scratch.
 - bwn: w ↦ α·sign(w), α = mean |w| per output filter; inputs real.
 - xnor: w ↦ α·sign(w) and inputs ↦ sign(x) for the same layers, the output multiplied by K (the
   paper's input scale; `input_scale: false` gives the authors' code, which omits it).
@@ -68,17 +70,22 @@ class BinaryConfig:
     lr_scale: bool = True
     input_scale: bool = True
     binarize_first_last: bool = False
+    init_uniform: bool = False
 
     def __post_init__(self) -> None:
         _check_layers(self.weights, "weights")
         _check_layers(self.inputs, "inputs")
-        for key in ("stochastic", "lr_scale", "input_scale", "binarize_first_last"):
+        for key in ("stochastic", "lr_scale", "input_scale", "binarize_first_last",
+                    "init_uniform"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key}={getattr(self, key)!r}: choose true or false.")
         if self.clip is not None and not (isinstance(self.clip, int | float)
                                           and not isinstance(self.clip, bool)
                                           and math.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"clip={self.clip!r} must be a positive number (or null).")
+        if self.init_uniform and self.clip is None:
+            raise ValueError("init_uniform draws the latent weights from U(-clip, clip): give "
+                             "clip a positive number (BinaryNet: 1.0).")
 
 
 @dataclass(frozen=True)
@@ -145,10 +152,15 @@ class _Binary(Method):
     def before_training(self, model: nn.Module, ctx: StageContext) -> dict[str, Any]:
         weights, inputs = self._plan(model)
         layers = weight_layers(model)
+        draws = ctx.generator()
         for index, name in enumerate(layers):
             layer = layers[name]
             if name in weights:
                 strip_transforms(layer)
+                if self.config.init_uniform:  # BinaryNet's code: W ~ U(-H, H), H = 1
+                    with torch.no_grad():
+                        layer.weight.copy_(torch.empty_like(layer.weight, device="cpu").uniform_(
+                            -self.config.clip, self.config.clip, generator=draws))
                 add_weight_transform(layer, BinaryWeight(
                     self.scaled_weights, self.config.stochastic, seed=ctx.seed * 1009 + index))
             if name in inputs:

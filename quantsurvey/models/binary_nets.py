@@ -21,25 +21,39 @@ from torch import nn
 from quantsurvey.models.registry import register_model
 
 
+class DropoutLinear(nn.Linear):
+    """A Linear layer that drops its input inside its own forward, i.e. after any input
+    quantizer's pre-hook: BinaryNet's Theano MLP drops the binary activations themselves
+    (inputs in {-2, 0, +2} with inverted scaling), so a dropped unit is 0, never sign(0) = +1."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float):
+        super().__init__(in_features, out_features, bias=False)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(self.drop(x), self.weight, self.bias)
+
+
 class BNNMLP(nn.Module):
     def __init__(self, num_classes: int, input_shape: tuple[int, int, int], width: int = 2048,
                  hidden: int = 3, dropout: float = 0.0, dropout_in: float = 0.0):
         super().__init__()
         sizes = [math.prod(input_shape), *[width] * hidden, num_classes]
-        self.fcs = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1],
-                                                                            sizes[1:],
-                                                                            strict=True))
+        # the first layer's real input is dropped before it (`drop_in`); every later layer drops
+        # its (binarized, under bnn) input itself. Theano MLP: 0.2 on the input, 0.5 hidden
+        self.fcs = nn.ModuleList(
+            nn.Linear(a, b, bias=False) if i == 0 else DropoutLinear(a, b, dropout)
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)))
         # BNN's Theano MLP uses eps 1e-4 and momentum 0.1 (Lasagne: alpha 0.1)
         self.bns = nn.ModuleList(nn.BatchNorm1d(b, eps=1e-4) for b in sizes[1:])
-        self.drop_in = nn.Dropout(dropout_in)  # the Theano MLP: 0.2 on the input, 0.5 hidden
-        self.drop = nn.Dropout(dropout)
+        self.drop_in = nn.Dropout(dropout_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.drop_in(x.flatten(1))
         for i, (fc, bn) in enumerate(zip(self.fcs, self.bns, strict=True)):
             x = bn(fc(x))
             if i < len(self.fcs) - 1:
-                x = self.drop(nn.functional.hardtanh(x))
+                x = nn.functional.hardtanh(x)
         return x
 
 
