@@ -86,9 +86,11 @@ def build_model(rc: RunConfig, dm: pl.LightningDataModule, ctx: StageContext
     training; returns (model, methods, what the methods recorded)."""
     model = create_model(rc.model.name, num_classes=dm.num_classes, input_shape=dm.input_shape,
                          **rc.model.params)
-    if rc.init_from:
-        stages.load_stage(model, Path(rc.init_from))
     methods = build_methods(rc.compress)
+    if rc.init_from and Path(rc.init_from).suffix == ".qsdc" and not methods:
+        model = stages.load_encoded(Path(rc.init_from), model)  # tested as the file computes
+    elif rc.init_from:
+        stages.load_stage(model, Path(rc.init_from))
     info: dict[str, Any] = {}
     for method in methods:
         info.update(method.before_training(model, ctx))

@@ -240,8 +240,10 @@ def main() -> None:
 
 
 def eval_main() -> None:
-    """`quantsurvey-eval …` = `quantsurvey mode=evaluate …`."""
-    sys.argv.insert(1, "mode=evaluate")
+    """`quantsurvey-eval …` = `quantsurvey mode=evaluate pipeline={} …`: one model tested, never
+    the stages of the default (or a named) experiment's pipeline, unless the command names one."""
+    named = any(a.lstrip("~+").startswith("pipeline") for a in sys.argv[1:])
+    sys.argv[1:1] = ["mode=evaluate"] if named else ["mode=evaluate", "pipeline={}"]
     main()
 
 

@@ -30,8 +30,8 @@ def stage_state(model: nn.Module) -> dict[str, Any]:
 
 
 def _read_saved(source: Path) -> dict[str, Any]:
-    if source.suffix == ".qsdc":
-        return {"state_dict": load_model(source).state_dict(), "masks": {}}
+    if source.suffix == ".qsdc":  # the weights alone: the config's methods quantize again
+        return {"state_dict": plain_state_dict(load_model(source)), "masks": {}}
     path = source if source.is_file() else source / STAGE_MODEL
     ckpt = source / "checkpoints" / "last.ckpt"
     if path.is_file():
@@ -58,6 +58,22 @@ def load_stage(model: nn.Module, source: Path) -> None:
         raise CheckpointError(f"init_from: {source} does not fit this model "
                               f"({type(err).__name__}: {str(err).splitlines()[0]}).") from None
     apply_masks(model, saved["masks"])
+
+
+def load_encoded(path: Path, like: nn.Module) -> nn.Module:
+    """The model an encoded file decodes to, its activation quantizers included (a binary or
+    fixed-point network is tested as written), after checking that its plain weights have the
+    names and shapes of `like` (the configured architecture)."""
+    decoded = load_model(Path(path))
+    got = {k: tuple(v.shape) for k, v in plain_state_dict(decoded).items()}
+    want = {k: tuple(v.shape) for k, v in like.state_dict().items()}
+    if got != want:
+        differ = sorted(k for k in got.keys() | want.keys() if got.get(k) != want.get(k))
+        raise CheckpointError(
+            f"init_from: {path} does not fit this model: {len(differ)} tensor(s) differ in name or "
+            f"shape ({', '.join(differ[:3])}{', …' if len(differ) > 3 else ''}). Give the model "
+            f"and its parameters that the file was written from.")
+    return decoded
 
 
 def save_stage(model: nn.Module, run_dir: Path) -> None:

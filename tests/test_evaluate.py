@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from quantsurvey.errors import ConfigError
+from quantsurvey.errors import CheckpointError, ConfigError
 from quantsurvey.evaluate import evaluate
 from quantsurvey.pipeline import run_pipeline
 from quantsurvey.train import train
@@ -59,3 +59,37 @@ def test_evaluate_needs_a_model_to_load(smoke_cfg, tmp_path):
     assert out.returncode == 2
     assert "mode=evaluate needs init_from" in out.stderr
     assert not list(tmp_path.rglob("summary.json"))
+
+
+def test_the_eval_command_tests_one_model_not_the_default_experiments_pipeline(smoke_cfg,
+                                                                               tmp_path):
+    # `quantsurvey-eval init_from=…` used to run the default experiment's pipeline stages
+    trained = train(smoke_cfg("trainer.max_epochs=1", "trainer.limit_test_batches=1.0"),
+                    tmp_path / "run")
+    out = subprocess.run([sys.executable, "-c", "from quantsurvey.cli import eval_main; "
+                          "eval_main()", "data=synthetic", "trainer=smoke",
+                          "trainer.limit_test_batches=1.0", f"init_from={tmp_path / 'run'}",
+                          "name=evalcli", f"paths.output_dir={tmp_path / 'out'}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (summary,) = (tmp_path / "out").rglob("summary.json")
+    s = json.loads(summary.read_text())
+    assert s["mode"] == "evaluate" and summary.parent.parent.name == "evalcli"
+    assert s["metrics"]["test/err"] == trained["test/err"]
+
+
+def test_an_encoded_binary_network_is_tested_as_written(tmp_path):
+    """Its hidden layers take binary inputs: the file's own quantizers are kept."""
+    cfg = compose_cfg(["experiment=courbariaux2016_bnn/bnn_mlp_mnist", "data=synthetic",
+                       "trainer=smoke", "model.params.width=32", "~pipeline.float",
+                       f"paths.output_dir={tmp_path}"])
+    stage = run_pipeline(cfg)["bnn"]
+    encoded = next(tmp_path.rglob("model.qsdc"))
+    base = ["data=synthetic", "trainer=smoke", "model=bnn_mlp", "loss=squared_hinge",
+            f"init_from='{encoded}'", f"paths.output_dir={tmp_path}"]
+    got = evaluate(compose_cfg([*base, "model.params.width=32"]), tmp_path / "eval")
+    assert got["test/err"] == stage["test/err"] and got["test/loss"] == stage["test/loss"]
+    with pytest.raises(CheckpointError, match="does not fit this model: .* differ in name or "
+                                              "shape"):
+        evaluate(compose_cfg([*base, "model.params.width=16"]), tmp_path / "eval16")
+

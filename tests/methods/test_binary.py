@@ -111,6 +111,61 @@ def test_bnn_binarizes_weights_and_inner_inputs_and_clips_after_a_step(tmp_path)
     assert groups[1]["lr_scale"] == pytest.approx(bnn_lr_scale(100, 100))
 
 
+def test_a_dropped_hidden_unit_is_zero_after_binarization_as_binarynets_code(tmp_path):
+    # BinaryNet's Theano MLP drops the binary activations (inputs {-2, 0, +2}); binarizing after
+    # the dropout turned every dropped unit into sign(0) = +1
+    model = create_model("bnn_mlp", num_classes=10, input_shape=(1, 8, 8), width=64,
+                         dropout=0.5, dropout_in=0.2)
+    (m,) = build_methods({"bnn": {}})
+    m.before_training(model, _ctx(tmp_path, params={"width": 64}))
+    seen = []
+    model.fcs[2].register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    torch.manual_seed(0)
+    model.train()(torch.randn(32, 1, 8, 8))
+    binary = seen[0]  # what the pre-hook handed on: ±1, before the layer's own dropout
+    drop = model.fcs[2].drop
+    assert set(binary.unique().tolist()) == {-1.0, 1.0} and drop.p == 0.5
+    # the layer's effective input: the binary signs dropped with inverted scaling
+    torch.manual_seed(1)
+    effective = drop(binary)
+    assert set(effective.unique().tolist()) == {-2.0, 0.0, 2.0}
+    torch.manual_seed(1)
+    w = model.fcs[2].weight  # ±1 under the transform
+    assert torch.equal(model.fcs[2](binary), F.linear(effective, w))
+    model.eval()
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(model(x), model(x))  # no dropout at test time
+
+
+def test_init_uniform_draws_latent_weights_from_u_minus_clip_clip_by_seed(tmp_path):
+    weights = []
+    for _ in range(2):
+        model, m = _mlp(256, init_uniform=True, clip=1.0)
+        m.before_training(model, _ctx(tmp_path, params={"width": 256}))
+        w = latent_weight(model.fcs[1]).detach()
+        weights.append(w)
+        # U(-1, 1): mean 0, variance 1/3, the whole range used (PyTorch's init: |w| <= 1/16)
+        assert w.abs().max().item() <= 1.0 and w.abs().max().item() > 0.99
+        assert abs(w.mean().item()) < 0.01 and w.var().item() == pytest.approx(1 / 3, rel=0.02)
+    assert torch.equal(weights[0], weights[1])  # the stage's seed decides the draw
+    plain, m = _mlp(256, clip=1.0)
+    m.before_training(plain, _ctx(tmp_path, params={"width": 256}))
+    assert latent_weight(plain.fcs[1]).abs().max().item() <= 1 / 16
+
+
+def test_init_uniform_is_refused_with_init_from_or_without_clip():
+    from tests.conftest import compose_cfg
+
+    from quantsurvey.config import validate_config
+
+    with pytest.raises(ConfigError, match="init_uniform draws new weights"):
+        validate_config(compose_cfg(["experiment=courbariaux2016_bnn/bnn_mlp_mnist",
+                                     "~pipeline", "method=bnn", "init_from=/some/run",
+                                     "+compress.bnn.init_uniform=true"]))
+    with pytest.raises(ConfigError, match="give clip a positive number"):
+        build_methods({"bnn": {"init_uniform": True, "clip": None}})
+
+
 @pytest.mark.parametrize("method,shape,name,params", [
     ("bnn", (1, 8, 8), "bnn_mlp", {"width": 100}),
     ("bnn", (3, 16, 16), "bnn_convnet", {"width": 0.125}),
