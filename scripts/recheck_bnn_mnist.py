@@ -1,6 +1,6 @@
 """Re-check the collected BinaryNet MNIST MLP results from their files alone.
 
-    python scripts/recheck_bnn_mnist.py [--data ../shared/data] [--out results/rechecks/bnn_mlp_mnist.json]
+    python scripts/recheck_bnn_mnist.py [--data ../shared/data] [--out FILE.json]
 
 For every `results/runs/courbariaux2016_bnn/bnn_mlp_mnist/bnn/seed=*.qsdc`: decode the file
 (`quantsurvey.export.load_model`), read the MNIST test set straight from its IDX files (numpy, not

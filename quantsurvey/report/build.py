@@ -29,6 +29,7 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
+from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
 from quantsurvey.report.survey_figure import draw_all
 from quantsurvey.rundir import recipe as run_recipe
@@ -690,6 +691,7 @@ def main(argv: list[str] | None = None) -> None:
         copied = plan.apply()  # nothing is written before every check has passed
         _write(args.results, csv_text, readme, bib, tex)
         figures = draw_all(rows, args.results / "figures")
+        grids = write_grids(args.results)
     except QuantsurveyError as err:
         print(f"quantsurvey-report: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -700,6 +702,8 @@ def main(argv: list[str] | None = None) -> None:
           + f"; wrote {len(rows)} rows to {args.results / 'results.csv'}, "
           f"{args.results / 'README.md'} and {args.results / 'tables.tex'}; drew "
           f"{len(figures)} survey figures in {args.results / 'figures'}")
+    for line in grids:
+        print(line)
 
 
 if __name__ == "__main__":

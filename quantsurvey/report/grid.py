@@ -6,6 +6,7 @@ one line per weight bit-width).
 
     python -m quantsurvey.report.grid      # results/runs/<paper>/ → results/<paper>_grid.md,
                                            # results/figures/<paper>_<setting>_*.png
+(`quantsurvey-report` writes them too, with the tables and the survey figures.)
 """
 
 from __future__ import annotations
@@ -105,24 +106,32 @@ def plot(paper: str, cells: dict[tuple, list[float]], out: Path) -> list[Path]:
         fig.suptitle(f"{paper} {setting}, stage {stage} (ours)", fontsize=10)
         fig.tight_layout()
         target = out / f"{paper}_{setting}_{stage}_grid.png"
-        fig.savefig(target, dpi=110)
+        fig.savefig(target, dpi=110, metadata={"Software": None})  # the same bytes every run
         plt.close(fig)
         written.append(target)
     return written
+
+
+def write_grids(results: Path) -> list[str]:
+    """Every paper's grid table and figures from `results`/runs; a line per paper."""
+    lines = []
+    for paper in PAPERS:
+        cells = grid_cells(results / "runs", paper)
+        if not cells:
+            continue
+        (results / f"{paper}_grid.md").write_text(render(paper, cells))
+        figures = plot(paper, cells, results / "figures")
+        lines.append(f"{paper}: {len(cells)} cells → {results / f'{paper}_grid.md'}, "
+                     f"{len(figures)} figure(s)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     args = parser.parse_args(argv)
-    for paper in PAPERS:
-        cells = grid_cells(args.results / "runs", paper)
-        if not cells:
-            continue
-        (args.results / f"{paper}_grid.md").write_text(render(paper, cells))
-        figures = plot(paper, cells, args.results / "figures")
-        print(f"{paper}: {len(cells)} cells → {args.results / f'{paper}_grid.md'}, "
-              f"{len(figures)} figure(s)")
+    for line in write_grids(args.results):
+        print(line)
 
 
 if __name__ == "__main__":

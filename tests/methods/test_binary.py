@@ -154,9 +154,8 @@ def test_init_uniform_draws_latent_weights_from_u_minus_clip_clip_by_seed(tmp_pa
 
 
 def test_init_uniform_is_refused_with_init_from_or_without_clip():
-    from tests.conftest import compose_cfg
-
     from quantsurvey.config import validate_config
+    from tests.conftest import compose_cfg
 
     with pytest.raises(ConfigError, match="init_uniform draws new weights"):
         validate_config(compose_cfg(["experiment=courbariaux2016_bnn/bnn_mlp_mnist",

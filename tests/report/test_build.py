@@ -247,6 +247,17 @@ def test_grid_points_are_rows_of_their_own_and_tabulated_by_bits(tmp_path):
     table = render("anwar2015_fixed_point", cells)
     assert "| 2 | 4.20 ± 0.28 [2] |" in table and "| 3 | 0.80 [1] |" in table
     assert "## lenet5_mnist, stage `retrain`" in table and "| 3 | 0.70 [1] |" in table
+    # quantsurvey-report writes the grid tables and figures with everything else, the same
+    # bytes on a second run
+    res = tmp_path / "res"
+    (res / "runs").mkdir(parents=True)
+    (tmp_path / "anwar2015_fixed_point").rename(res / "runs" / "anwar2015_fixed_point")
+    main(["--results", str(res), "--experiments", str(tmp_path / "none")])
+    assert (res / "anwar2015_fixed_point_grid.md").read_text() == table
+    figure = res / "figures" / "anwar2015_fixed_point_lenet5_mnist_direct_grid.png"
+    first = figure.read_bytes()
+    main(["--results", str(res), "--experiments", str(tmp_path / "none")])
+    assert figure.read_bytes() == first
 
 
 def test_references_bib_holds_every_paper_and_the_framework(tmp_path):
