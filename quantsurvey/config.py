@@ -16,7 +16,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from quantsurvey.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "adamax")
+OPTIMIZERS = ("sgd", "adam", "adamax", "shift_adamax")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "linear")
 MODES = ("train", "evaluate")
 PRECISIONS = ("32-true", "32", "64-true", "64", "16-mixed", "16", "bf16-mixed", "bf16",
@@ -92,6 +92,9 @@ class OptimConfig:
             raise ConfigError(f"optim.momentum={self.momentum} must be in [0, 1).")
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay={self.weight_decay} must be >= 0.")
+        if self.name == "shift_adamax" and self.weight_decay:
+            raise ConfigError(f"optim.weight_decay={self.weight_decay}: shift_adamax (BinaryNet's "
+                              f"Algorithm 4) has no weight decay; set it to 0.")
 
 
 @dataclass

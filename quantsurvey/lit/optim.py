@@ -56,6 +56,10 @@ def build_optimizer(groups: Sequence[dict[str, Any]] | Sequence[torch.Tensor], c
     if cfg.name == "adamax":
         return torch.optim.Adamax(params, lr=cfg.lr, betas=tuple(cfg.betas),
                                   weight_decay=cfg.weight_decay)
+    if cfg.name == "shift_adamax":
+        from quantsurvey.optim import ShiftAdaMax
+
+        return ShiftAdaMax(params, lr=cfg.lr, betas=tuple(cfg.betas))
     raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 

@@ -9,6 +9,8 @@
   half-width SVHN version (`width` 0.5); each conv / fc followed by BatchNorm and Hardtanh,
   pooling after the second conv of a pair (conv → pool → BN → activation, as the Theano code),
   the last fc followed by BatchNorm only. Convs without bias (batch norm follows).
+`shift_bn: true` puts BinaryNet's shift-based batch norm (Algorithm 3,
+`quantsurvey/nn/shift_batchnorm.py`) in place of every batch norm of either model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ import torch
 from torch import nn
 
 from quantsurvey.models.registry import register_model
+from quantsurvey.nn.shift_batchnorm import ShiftBatchNorm
+
+
+def _norm(features: int, conv: bool, shift: bool) -> nn.Module:
+    if shift:
+        return ShiftBatchNorm(features, eps=1e-4)
+    # BNN's Theano code uses eps 1e-4 and momentum 0.1 (Lasagne: alpha 0.1)
+    return (nn.BatchNorm2d if conv else nn.BatchNorm1d)(features, eps=1e-4)
 
 
 class DropoutLinear(nn.Linear):
@@ -36,7 +46,8 @@ class DropoutLinear(nn.Linear):
 
 class BNNMLP(nn.Module):
     def __init__(self, num_classes: int, input_shape: tuple[int, int, int], width: int = 2048,
-                 hidden: int = 3, dropout: float = 0.0, dropout_in: float = 0.0):
+                 hidden: int = 3, dropout: float = 0.0, dropout_in: float = 0.0,
+                 shift_bn: bool = False):
         super().__init__()
         sizes = [math.prod(input_shape), *[width] * hidden, num_classes]
         # the first layer's real input is dropped before it (`drop_in`); every later layer drops
@@ -44,8 +55,7 @@ class BNNMLP(nn.Module):
         self.fcs = nn.ModuleList(
             nn.Linear(a, b, bias=False) if i == 0 else DropoutLinear(a, b, dropout)
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)))
-        # BNN's Theano MLP uses eps 1e-4 and momentum 0.1 (Lasagne: alpha 0.1)
-        self.bns = nn.ModuleList(nn.BatchNorm1d(b, eps=1e-4) for b in sizes[1:])
+        self.bns = nn.ModuleList(_norm(b, False, shift_bn) for b in sizes[1:])
         self.drop_in = nn.Dropout(dropout_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,21 +68,22 @@ class BNNMLP(nn.Module):
 
 
 class BNNConvNet(nn.Module):
-    def __init__(self, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0):
+    def __init__(self, num_classes: int, input_shape: tuple[int, int, int], width: float = 1.0,
+                 shift_bn: bool = False):
         super().__init__()
         channels, height, w = input_shape
         c = [int(round(n * width)) for n in (128, 256, 512)]
         plan = [channels, c[0], c[0], c[1], c[1], c[2], c[2]]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1, bias=False)
                                    for a, b in zip(plan[:-1], plan[1:], strict=True))
-        self.conv_bns = nn.ModuleList(nn.BatchNorm2d(b, eps=1e-4) for b in plan[1:])
+        self.conv_bns = nn.ModuleList(_norm(b, True, shift_bn) for b in plan[1:])
         fc_in = c[2] * (height // 8) * (w // 8)
         hidden = int(round(1024 * width))
         sizes = [fc_in, hidden, hidden, num_classes]
         self.fcs = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1],
                                                                             sizes[1:],
                                                                             strict=True))
-        self.fc_bns = nn.ModuleList(nn.BatchNorm1d(b, eps=1e-4) for b in sizes[1:])
+        self.fc_bns = nn.ModuleList(_norm(b, False, shift_bn) for b in sizes[1:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, (conv, bn) in enumerate(zip(self.convs, self.conv_bns, strict=True)):
@@ -90,11 +101,12 @@ class BNNConvNet(nn.Module):
 
 @register_model("bnn_mlp")
 def bnn_mlp(num_classes: int, input_shape: tuple[int, int, int], width: int = 2048,
-            hidden: int = 3, dropout: float = 0.0, dropout_in: float = 0.0) -> nn.Module:
-    return BNNMLP(num_classes, input_shape, width, hidden, dropout, dropout_in)
+            hidden: int = 3, dropout: float = 0.0, dropout_in: float = 0.0,
+            shift_bn: bool = False) -> nn.Module:
+    return BNNMLP(num_classes, input_shape, width, hidden, dropout, dropout_in, shift_bn)
 
 
 @register_model("bnn_convnet")
 def bnn_convnet(num_classes: int, input_shape: tuple[int, int, int],
-                width: float = 1.0) -> nn.Module:
-    return BNNConvNet(num_classes, input_shape, width)
+                width: float = 1.0, shift_bn: bool = False) -> nn.Module:
+    return BNNConvNet(num_classes, input_shape, width, shift_bn)
