@@ -5,6 +5,7 @@ from quantsurvey.models import (  # noqa: F401  (registers)
     cifar_resnet,
     imagenet,
     lenet,
+    xnor_alexnet,
     xnor_resnet,
 )
 from quantsurvey.models.registry import create_model, list_models
