@@ -1,9 +1,15 @@
 """The binary-network experiments on one GPU within a time limit, every stage at once.
 
-    python scripts/bench_gpu.py --mix $(python scripts/gpu_binary.py --print-mix) \\
-        --limit-train-batches 150 --epochs 3 --data synthetic --threads 1 --out probe.json
-    python scripts/gpu_binary.py --seconds 420 --timing probe.json \\
+    C="bnn_mlp4096_float bnn_mlp4096_bnn"               # e.g. the MNIST MLP, 3 seeds
+    python scripts/bench_gpu.py --mix $C $C $C --epochs 2 --threads 1 --out probe.json
+    python scripts/gpu_binary.py --only $C --timing probe.json --safety 1.15 --seconds 500 \\
         --data-dir DATA --output-dir OUT [--dry-run]
+    python scripts/gpu_binary.py --only bnn_mlp4096_bnn --epochs 0 26 …         # no probe
+
+The probe that worked (NVIDIA H200, session 6, results/benchmarks/README.md): two WHOLE epochs
+of exactly the stages to run, side by side, then `--safety 1.15` (estimated 492 s; the six MNIST
+stages finished in 380–399 s). A probe of short epochs (`--limit-train-batches 150`) of all
+eleven stages under-estimated whole epochs 2.0–2.2× (session 5), hence the default 2.3 for it.
 
 Eleven stages, each its own `quantsurvey` process on the one GPU, all started together (each
 trains from scratch, as both papers do, so none waits for another):
@@ -111,8 +117,9 @@ def main() -> None:
     if args.print_mix:
         print(MIX)
         return
-    if None in (args.seconds, args.data_dir, args.output_dir):
-        parser.error("--seconds, --data-dir and --output-dir are required")
+    if None in (args.data_dir, args.output_dir) or (args.seconds is None and not args.epochs):
+        parser.error("--data-dir and --output-dir are required, and --seconds unless --epochs "
+                     "names the epochs")
     stages = [stage for stage in STAGES if not args.only or stage[1] in args.only]
     if not stages:
         parser.error(f"--only names no stage; the cases are: {MIX}")
