@@ -194,8 +194,10 @@ def export_fixed_point(model: nn.Module, path: Path, model_info: dict[str, Any]
                                          ("output", output_quantizer(layer)))
                       if isinstance(q, FixedPointQuantizer)}
         if quantizers:
+            # "signed" only when false: a signed quantizer's header is what it always was
             header["activations"][name] = {
-                k: {"bits": q.bits, "step": float(q.step), "zero_level": q.zero_level}
+                k: {"bits": q.bits, "step": float(q.step), "zero_level": q.zero_level,
+                    **({} if q.signed else {"signed": False})}
                 for k, q in quantizers.items()}
         transform = find_transform(layer, FixedPointWeight)
         if transform is None:
@@ -311,7 +313,8 @@ def load_model(path: Path) -> nn.Module:
                     attach_input_scale(layers[name])
                 setter(layers[name], BinaryActivation())
             else:
-                setter(layers[name], FixedPointQuantizer(q["bits"], q["step"], q["zero_level"]))
+                setter(layers[name], FixedPointQuantizer(q["bits"], q["step"], q["zero_level"],
+                                                         signed=q.get("signed", True)))
     return model
 
 

@@ -6,6 +6,8 @@ A b-bit quantizer with step s has 2^b levels and saturates beyond them:
   k·s for k ∈ [−2^(b−1), 2^(b−1) − 1]; zero is a level; rounding to nearest, then saturation;
 - `zero_level=False` (the symmetric mid-rise quantizer of Lin et al.'s Table 1, 1 bit = ±s/2):
   levels (k + ½)·s for the same k.
+`signed=False` gives the unsigned b-bit range k ∈ [0, 2^b − 1] instead: every level for a
+non-negative input (a ReLU's output), where the signed range leaves half its levels unused.
 
 A power-of-two step s = 2^−n is the fixed-point format with n fractional bits
 (`power_of_two_step`: n = round(−log2 s), Lin et al. §3.2). Stochastic rounding picks the level
@@ -33,24 +35,26 @@ def check_bits(bits: int, what: str = "bits") -> int:
     return bits
 
 
-def code_range(bits: int) -> tuple[int, int]:
-    """Smallest and largest integer code of a signed b-bit quantizer."""
+def code_range(bits: int, signed: bool = True) -> tuple[int, int]:
+    """Smallest and largest integer code of a signed (or unsigned) b-bit quantizer."""
     check_bits(bits)
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
 
 
-def levels(bits: int, step: float, zero_level: bool = True) -> torch.Tensor:
+def levels(bits: int, step: float, zero_level: bool = True, signed: bool = True
+           ) -> torch.Tensor:
     """Every value the quantizer can output, ascending (float64)."""
-    low, high = code_range(bits)
+    low, high = code_range(bits, signed)
     k = torch.arange(low, high + 1, dtype=torch.float64)
     return (k if zero_level else k + 0.5) * step
 
 
 def quantize_codes(x: torch.Tensor, step: float | torch.Tensor, bits: int,
                    zero_level: bool = True, rounding: str = "nearest",
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, signed: bool = True
+                   ) -> torch.Tensor:
     """Integer codes k (as x's dtype) with Q(x) = k·s (zero level) or (k + ½)·s (mid-rise)."""
-    low, high = code_range(bits)
+    low, high = code_range(bits, signed)
     scaled = x / step if zero_level else x / step - 0.5
     if rounding == "nearest":
         k = torch.round(scaled)  # ties to even, as torch.round
@@ -66,11 +70,11 @@ def quantize_codes(x: torch.Tensor, step: float | torch.Tensor, bits: int,
 
 
 def quantize(x: torch.Tensor, step: float | torch.Tensor, bits: int, zero_level: bool = True,
-             rounding: str = "nearest", generator: torch.Generator | None = None
-             ) -> torch.Tensor:
+             rounding: str = "nearest", generator: torch.Generator | None = None,
+             signed: bool = True) -> torch.Tensor:
     """Q(x): the nearest (or stochastically rounded) level, saturated at the range."""
-    return code_values(quantize_codes(x, step, bits, zero_level, rounding, generator), step,
-                       zero_level)
+    return code_values(quantize_codes(x, step, bits, zero_level, rounding, generator, signed),
+                       step, zero_level)
 
 
 def code_values(codes: torch.Tensor, step: float | torch.Tensor, zero_level: bool = True
@@ -81,9 +85,10 @@ def code_values(codes: torch.Tensor, step: float | torch.Tensor, zero_level: boo
 
 def fake_quantize(x: torch.Tensor, step: float | torch.Tensor, bits: int,
                   zero_level: bool = True, rounding: str = "nearest",
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None, signed: bool = True
+                  ) -> torch.Tensor:
     """Q(x) forward, identity gradient to x (straight-through estimator)."""
-    q = quantize(x.detach(), step, bits, zero_level, rounding, generator)
+    q = quantize(x.detach(), step, bits, zero_level, rounding, generator, signed)
     return q + (x - x.detach())
 
 

@@ -4,7 +4,7 @@
     compress.fixed_point: {weight_bits: {conv: 4, fc: 8}, input_bits: 8, output_bits: float,
                            weight_step: sqnr, act_step: sqnr, distribution: gaussian,
                            power_of_two: true, zero_level: true, rounding: nearest,
-                           calibration_batches: 10}
+                           act_signed: true, calibration_batches: 10}
 
 Bit-widths: one integer for every Conv2d / Linear layer, `float` (unquantized), or a mapping
 {layer name | conv | fc: bits | float} (a name wins over its type; unnamed layers stay float).
@@ -16,6 +16,12 @@ Steps (fixed once, before training, from the float model):
   MSE-optimal step of the unit-variance `distribution` (`compress.optimal_quantizer`);
 - `l2` (weights only; Anwar et al.): the step minimising ‖w − Q(w)‖² for this layer;
 - `max`: the range covers max |x| (s = max|x| / 2^(b−1)).
+`act_signed`: `true` (signed activation codes), `false` (unsigned codes 0 … 2^b − 1: every level
+for a non-negative input such as a ReLU's output, where the signed range leaves half unused) or
+`auto` (unsigned for each quantized input / output whose calibrated minimum is ≥ 0). An unsigned
+b-bit quantizer is the non-negative half of a signed (b+1)-bit one with the same step, so its
+step is that one's: `sqnr` takes S(b+1) and σ = sqrt(2·E[x²]) (the std of the symmetric variable
+whose rectification x is), `max` takes max|x| / 2^b.
 `power_of_two: true` rounds the step to 2^−n (n fractional bits; for `l2` the better of the two
 neighbouring powers). Training fine-tunes float shadow weights through the quantizers
 (straight-through gradients). After training the model is written as `model.qsdc` (b bits per
@@ -84,6 +90,7 @@ class _Common:
     power_of_two: bool = True
     zero_level: bool = True
     rounding: str = "nearest"
+    act_signed: Any = True
     calibration_batches: int = 10
 
     def __post_init__(self) -> None:
@@ -99,6 +106,8 @@ class _Common:
         for key in ("power_of_two", "zero_level"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key}={getattr(self, key)!r}: choose true or false.")
+        if not isinstance(self.act_signed, bool) and self.act_signed != "auto":
+            raise ValueError(f"act_signed={self.act_signed!r}: choose true, false or auto.")
         if isinstance(self.calibration_batches, bool) or not isinstance(
                 self.calibration_batches, int) or self.calibration_batches < 1:
             raise ValueError(f"calibration_batches={self.calibration_batches!r} must be an "
@@ -148,7 +157,7 @@ def _per_layer(model: nn.Module, value: Any, key: str) -> dict[str, int]:
 
 
 def _step(std: float, max_abs: float, bits: int, rule: str, cfg: _Common,
-          tensor: torch.Tensor | None = None) -> float:
+          tensor: torch.Tensor | None = None, signed: bool = True, mean: float = 0.0) -> float:
     if rule == "l2":
         free = l2_optimal_step(tensor, bits, cfg.zero_level)
         if not cfg.power_of_two:
@@ -156,6 +165,8 @@ def _step(std: float, max_abs: float, bits: int, rule: str, cfg: _Common,
         low = 2.0 ** math.floor(math.log2(free))
         return min((low, 2 * low), key=lambda s: quantization_mse(tensor, s, bits,
                                                                     cfg.zero_level))
+    if not signed:  # the non-negative half of a signed (b+1)-bit quantizer (module doc)
+        std, bits = math.sqrt(2 * (std * std + mean * mean)), bits + 1
     if rule == "sqnr":
         step = std * optimal_step(bits, cfg.distribution, cfg.zero_level)
     else:
@@ -207,11 +218,15 @@ class _FixedPoint(Method):
             for kind, setter in (("input", set_input_quantizer), ("output", set_output_quantizer)):
                 if name in plan[kind]:
                     s, bits = stats[name][kind], plan[kind][name]
-                    step = _step(s.std, s.max_abs, bits, cfg.act_step, cfg)
+                    signed = (cfg.act_signed if isinstance(cfg.act_signed, bool)
+                              else s.minimum < 0)
+                    step = _step(s.std, s.max_abs, bits, cfg.act_step, cfg, signed=signed,
+                                 mean=s.mean)
                     setter(layer, FixedPointQuantizer(
                         bits, step, cfg.zero_level, cfg.rounding,
-                        seed=ctx.seed * 1009 + index + (500 if kind == "output" else 250)))
-                    entry[kind] = {"bits": bits, "step": step,
+                        seed=ctx.seed * 1009 + index + (500 if kind == "output" else 250),
+                        signed=signed))
+                    entry[kind] = {"bits": bits, "step": step, "signed": signed,
                                    "std": s.std, "max_abs": s.max_abs}
             if entry:
                 record[name] = entry

@@ -27,6 +27,7 @@ class TensorStats:
     total: float = 0.0
     total_sq: float = 0.0
     max_abs: float = 0.0
+    minimum: float = float("inf")
     histogram: list[int] = field(default_factory=list)
 
     @property
@@ -45,6 +46,7 @@ class TensorStats:
         self.total += float(x.sum())
         self.total_sq += float((x * x).sum())
         self.max_abs = max(self.max_abs, float(x.abs().max())) if x.numel() else self.max_abs
+        self.minimum = min(self.minimum, float(x.min())) if x.numel() else self.minimum
 
     def add_histogram(self, x: torch.Tensor, bins: int) -> None:
         edge = self.max_abs if self.max_abs > 0 else 1.0
@@ -54,7 +56,7 @@ class TensorStats:
             [a + b for a, b in zip(self.histogram, h, strict=True)]
 
     def as_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "max_abs": self.max_abs,
+        return {"mean": self.mean, "std": self.std, "max_abs": self.max_abs, "min": self.minimum,
                 "count": self.count, "histogram": self.histogram}
 
 

@@ -19,9 +19,10 @@ from quantsurvey.nn.quant import WeightTransform
 
 class _FixedPoint(nn.Module):
     def __init__(self, bits: int, step: float, zero_level: bool = True,
-                 rounding: str = "nearest", seed: int = 0):
+                 rounding: str = "nearest", seed: int = 0, signed: bool = True):
         super().__init__()
         self.bits, self.zero_level, self.rounding, self.seed = bits, zero_level, rounding, seed
+        self.signed = signed  # False: codes 0 … 2^b − 1 (a non-negative input)
         self.register_buffer("step", torch.tensor(float(step)))
         self.register_buffer("draws", torch.zeros((), dtype=torch.int64))
 
@@ -36,16 +37,17 @@ class _FixedPoint(nn.Module):
     def _quantize(self, x: torch.Tensor) -> torch.Tensor:
         gen = self._generator(x.device)
         rounding = "stochastic" if gen is not None else "nearest"
-        return fake_quantize(x, self.step.to(x.dtype), self.bits, self.zero_level, rounding, gen)
+        return fake_quantize(x, self.step.to(x.dtype), self.bits, self.zero_level, rounding, gen,
+                             self.signed)
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """Round-to-nearest integer codes of x (what the exported file stores)."""
-        return quantize_codes(x.detach(), self.step.to(x.dtype), self.bits,
-                              self.zero_level).to(torch.int64)
+        return quantize_codes(x.detach(), self.step.to(x.dtype), self.bits, self.zero_level,
+                              signed=self.signed).to(torch.int64)
 
     def extra_repr(self) -> str:
         return (f"bits={self.bits}, step={float(self.step):.6g}, zero_level={self.zero_level}, "
-                f"rounding={self.rounding}")
+                f"rounding={self.rounding}" + ("" if self.signed else ", unsigned"))
 
 
 class FixedPointWeight(_FixedPoint, WeightTransform):

@@ -270,3 +270,28 @@ def test_bad_packed_codes_are_refused():
         pack_codes(torch.tensor([0, -5]), 3)
     with pytest.raises(ValueError, match="cannot hold exactly 10 3-bit codes"):
         unpack_codes(b"\x00" * 5, 3, 10)  # 4 bytes hold 10 3-bit codes; a 5th is not ours
+
+
+@pytest.mark.parametrize("zero_level", [True, False])
+def test_unsigned_codes_use_every_level_on_non_negative_inputs(zero_level):
+    # 3 unsigned bits: codes 0 … 7 (zero level: 0, s, …, 7s; mid-rise: s/2 … 7.5s)
+    s = 0.25
+    want = [k * s for k in range(8)] if zero_level else [(k + 0.5) * s for k in range(8)]
+    assert levels(3, s, zero_level, signed=False).tolist() == want
+    x = torch.tensor([-3.0, -0.01, 0.0, 0.3, 0.99, 1.7, 9.0])
+    q = quantize(x, s, 3, zero_level, signed=False)
+    low, high = want[0], want[-1]
+    assert q[0] == low and q[1] == low and q[-1] == high  # negatives and overflow saturate
+    assert set(q.tolist()) <= set(want)
+    # the non-negative half of the signed (b+1)-bit quantizer with the same step
+    gen = torch.Generator().manual_seed(3)
+    pos = torch.rand(2000, generator=gen, dtype=torch.float64) * 2.5
+    for bits in (1, 2, 4, 7):
+        assert torch.equal(quantize(pos, s, bits, zero_level, signed=False),
+                           quantize(pos, s, bits + 1, zero_level))
+    # signed b bits keep only half the levels for the same inputs
+    assert len(quantize(pos, s, 3, zero_level).unique()) == 4
+    assert len(quantize(pos, s, 3, zero_level, signed=False).unique()) == 8
+    grad = torch.tensor([-1.0, 0.5, 4.0], requires_grad=True)
+    fake_quantize(grad, s, 3, zero_level, signed=False).sum().backward()
+    assert grad.grad.tolist() == [1.0, 1.0, 1.0]  # straight through, also where saturated

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from quantsurvey.compress.container import read_container
 from quantsurvey.compress.optimal_quantizer import optimal_step
 from quantsurvey.errors import ConfigError
 from quantsurvey.export import load_model
@@ -77,7 +78,31 @@ def test_sqnr_steps_are_sigma_times_the_optimal_step_rounded_to_a_power_of_two(t
     assert calib["fc"]["input"]["std"] == pytest.approx(fc["std"])
 
 
+def test_auto_signed_activations_are_unsigned_after_relus_with_the_half_range_step(tmp_path):
+    model = _trained_resnet()
+    (m,) = build_methods({"fixed_point": {"weight_bits": "float", "input_bits": 4,
+                                          "act_signed": "auto"}})
+    info = m.before_training(model, _ctx(tmp_path))["fixed_point_layers"]
+    # conv1 sees the (signed) image; every other layer a ReLU's output (or its average)
+    assert info["conv1"]["input"]["signed"] is True
+    unsigned = [n for n, e in info.items() if not e["input"]["signed"]]
+    assert len(unsigned) == len(info) - 1 and "fc" in unsigned
+    calib = m.calibration["fc"]["input"]
+    assert calib["min"] >= 0
+    sigma = math.sqrt(2 * (calib["std"] ** 2 + calib["mean"] ** 2))
+    step = sigma * optimal_step(5, "gaussian", True)  # the (4 + 1)-bit signed quantizer's
+    assert info["fc"]["input"]["step"] == 2.0 ** -round(-math.log2(step))
+    fc = dict(model.named_modules())["fc"]
+    codes = input_quantizer(fc).codes(torch.tensor([-1.0, 0.0, 1e9]))
+    assert codes.tolist() == [0, 0, 15]  # 4 unsigned bits: 0 … 15
+    signed, = build_methods({"fixed_point": {"weight_bits": "float", "input_bits": 4}})
+    again = _trained_resnet()
+    plain = signed.before_training(again, _ctx(tmp_path / "s"))["fixed_point_layers"]
+    assert all(e["input"]["signed"] for e in plain.values())  # the default: signed, as before
+
+
 @pytest.mark.parametrize("section", [
+    {"weight_bits": 4, "input_bits": 4, "act_signed": "auto"},
     {"weight_bits": 3, "input_bits": 8, "output_bits": {"fc": 8}},
     {"weight_bits": {"conv": 2, "fc": "float"}, "weight_step": "l2", "power_of_two": False,
      "zero_level": False},
@@ -102,6 +127,11 @@ def test_the_packed_file_round_trips_with_its_activation_quantizers(tmp_path, se
     quantized = [n for n, mod in model.named_modules() if find_transform(mod, FixedPointWeight)]
     assert sorted(info["encoded"]["layers"]) == sorted(quantized)
     assert metrics["compress/size_bytes"] == (tmp_path / "model.qsdc").stat().st_size
+    header = read_container(tmp_path / "model.qsdc")[0]["activations"]
+    flags = {q.get("signed", True) for layer in header.values() for q in layer.values()}
+    quantized_acts = "input_bits" in section or "output_bits" in section
+    assert flags == ({True, False} if section.get("act_signed") == "auto"
+                     else {True} if quantized_acts else set())
 
 
 def test_allocation_gives_the_biggest_layer_the_anchor_and_small_ones_more():
@@ -127,6 +157,7 @@ def test_allocation_gives_the_biggest_layer_the_anchor_and_small_ones_more():
     ({"calibration_batches": 0}, "calibration_batches=0 must be an integer ≥ 1"),
     ({"act_step": "l2"}, "act_step='l2' is not allowed; choose one of: sqnr, max"),
     ({"rounding": "up"}, "rounding='up' is not allowed"),
+    ({"act_signed": "maybe"}, "act_signed='maybe': choose true, false or auto"),
     ({"weightbits": 3}, "Did you mean 'compress.fixed_point.weight_bits'?"),
 ])
 def test_bad_fixed_point_configs_are_one_message(section, needle):
