@@ -68,15 +68,22 @@ def test_shift_batch_norm_matches_algorithm_3_and_its_running_statistics(shape):
     np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.125 * mean, rtol=1e-12)
     np.testing.assert_allclose(bn.running_invstd.numpy(), 0.875 + 0.125 * invstd, rtol=1e-12)
-    # evaluation: the running statistics, the scale still a power of two
+    # evaluation: the running statistics, the scale still a power of two (running 1/std set
+    # away from 1, where multiplying and dividing by its AP2 would agree)
+    with torch.no_grad():
+        bn.running_invstd.copy_(torch.tensor([0.3, 2.6, 5.0], dtype=torch.float64))
     bn.eval()
     z = torch.randn(2, *shape[1:], generator=gen, dtype=torch.float64)
     view = (1, -1) + (1,) * (z.dim() - 2)
     by_hand = (ap2(bn.weight).view(view) * (z - bn.running_mean.view(view))
                * ap2(bn.running_invstd).view(view) + bn.bias.view(view))
     assert torch.equal(bn(z), by_hand)
+    assert ap2(bn.running_invstd).tolist() == [0.25, 2.0, 4.0]
     y.sum().backward()
     assert bn.weight.grad is not None and torch.isfinite(bn.weight.grad).all()
+    # the defaults: BinaryNet's eps 1e-4 and the Torch7 module's momentum 0.125
+    default = ShiftBatchNorm(3)
+    assert (default.eps, default.momentum) == (1e-4, 0.125)
 
 
 def test_shift_adamax_follows_algorithm_4_step_by_step():
