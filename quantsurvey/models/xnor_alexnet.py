@@ -64,5 +64,5 @@ def alexnet_xnor(num_classes: int, input_shape: tuple[int, int, int]) -> nn.Modu
     c, h, w = input_shape
     if c != 3 or min(h, w) < 63:
         raise ConfigError(f"model alexnet_xnor needs 3-channel inputs of at least 63×63 pixels "
-                          f"(conv1 and two 3/2 poolings); the data set gives {input_shape}.")
+                          f"(conv1 and three 3/2 poolings); the data set gives {input_shape}.")
     return XnorAlexNet(num_classes, h, w)
