@@ -104,6 +104,31 @@ def test_shift_adamax_follows_algorithm_4_step_by_step():
     assert math.log2(_ap2_by_hand(3e-3 / 0.125)) == round(math.log2(3e-3 / 0.125))
 
 
+def test_shift_adamax_edges_found_by_mutation_testing():
+    # β1 below ½ (where 1 − β1 and 1 % β1 differ), a gradient near ε (where v + ε and v − ε
+    # differ), a parameter without a gradient before one with it
+    idle = torch.nn.Parameter(torch.tensor([1.0]))
+    p = torch.nn.Parameter(torch.tensor([0.5, -0.2]))
+    opt = ShiftAdaMax([idle, p], lr=1e-2, betas=(0.4, 0.5))
+    theta, m, v = [0.5, -0.2], [0.0, 0.0], [0.0, 0.0]
+    for t, grad in enumerate([[0.3, 2.0 ** -30], [-0.7, 2.0 ** -30]], start=1):
+        p.grad = torch.tensor(grad)
+        opt.step()
+        step = _ap2_by_hand(1e-2 / (1 - 0.4 ** t))
+        for i in range(2):
+            m[i] = 0.4 * m[i] + 0.6 * grad[i]
+            v[i] = _ap2_by_hand(max(0.5 * v[i], abs(grad[i])))
+            theta[i] -= step * m[i] / (v[i] + 2.0 ** -27)
+        np.testing.assert_allclose(p.detach().numpy(), theta, rtol=1e-6)
+    assert idle.item() == 1.0
+    assert ShiftAdaMax([p]).defaults == {"lr": 2e-3, "betas": (0.9, 0.999), "eps": 2.0 ** -27}
+    ShiftAdaMax([p], betas=(0.0, 0.0))  # β = 0 is allowed
+    for bad in ({"lr": 0.0}, {"lr": -1e-3}, {"betas": (1.0, 0.9)}, {"betas": (0.9, 1.0)},
+                {"betas": (-0.1, 0.9)}, {"betas": (0.9, 1.5)}):
+        with pytest.raises(ValueError, match="must be"):
+            ShiftAdaMax([p], **bad)
+
+
 def test_shift_adamax_from_config_and_refused_with_weight_decay():
     model = torch.nn.Linear(3, 2)
     cfg = validate_config(compose_cfg(["optim=shift_adamax", "optim.weight_decay=0"]))
