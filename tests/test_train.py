@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
-from quantsurvey.pipeline import run_pipeline, stage_configs
+from quantsurvey.pipeline import run_pipeline, stage_configs, stage_dir
 from quantsurvey.train import train
 from tests.conftest import EXPERIMENTS, REPO, compose_cfg, need_shared
 from tests.data.test_svhn_imagenet_synthetic import write_imagenet
@@ -26,19 +26,21 @@ from tests.wandb_records import history, read_finished_records, run_info, run_su
 
 def _smoke_overrides(experiment, tmp_path):
     """Tiny data in the experiment's own format: synthetic digits, or a small ImageFolder."""
-    data = compose_cfg([f"experiment={experiment}"]).data.name
+    cfg = compose_cfg([f"experiment={experiment}"])
+    data = cfg.data.name
     if data == "imagewoof":  # its own wnids and folder; a subset must be allowed explicitly
         from quantsurvey.data.imagenet import IMAGEWOOF_WNIDS
 
         write_imagenet(tmp_path / "data", per_class=2, wnids=sorted(IMAGEWOOF_WNIDS),
                        folder="imagewoof2-128")
-        # 64 px: BN-AlexNet needs 63 (its conv1 and three 3/2 poolings)
-        return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=72",
-                "data.params.crop=64", "data.val_size=4", "data.batch_size=8",
+        crop = 64 if cfg.model.name == "alexnet_xnor" else 32  # BN-AlexNet needs 63 px
+        return [f"paths.data_dir={tmp_path / 'data'}", f"data.params.resize={crop + 8}",
+                f"data.params.crop={crop}", "data.val_size=4", "data.batch_size=8",
                 "data.eval_batch_size=8", "data.num_workers=0", "+data.params.allow_subset=true"]
     if data != "imagenet":
         return ["data=synthetic"]
-    write_imagenet(tmp_path / "data", classes=3, per_class=3)
+    if not (tmp_path / "data" / "imagenet").is_dir():  # the same files for every big pipeline
+        write_imagenet(tmp_path / "data", classes=3, per_class=3)
     return [f"paths.data_dir={tmp_path / 'data'}", "data.params.resize=80",
             "data.params.crop=72", "data.params.num_classes=3", "data.val_size=2",
             "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0"]
@@ -55,10 +57,17 @@ def test_every_experiment_smoke_runs_all_its_stages(experiment, tmp_path):
     _smoke_all_stages(experiment, tmp_path)
 
 
+@pytest.fixture(scope="module")
+def big_outputs(tmp_path_factory):
+    """One output folder for the AlexNet / VGG-16 pipelines: their shared float stages (Han
+    2015's, borrowed by the other papers, as in a real run) train once and are reused."""
+    return tmp_path_factory.mktemp("big")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if any(b in e for b in BIG)])
-def test_big_imagenet_experiments_smoke_run_all_their_stages(experiment, tmp_path):
-    _smoke_all_stages(experiment, tmp_path)
+def test_big_imagenet_experiments_smoke_run_all_their_stages(experiment, big_outputs):
+    _smoke_all_stages(experiment, big_outputs)
 
 
 def _smoke_all_stages(experiment, tmp_path, *extra):
@@ -67,11 +76,12 @@ def _smoke_all_stages(experiment, tmp_path, *extra):
                        *_smoke_overrides(experiment, tmp_path), *extra])
     results = run_pipeline(cfg)
     assert list(results) == list(cfg.pipeline)
-    summaries = [json.loads(p.read_text()) for p in (tmp_path / "out").rglob("summary.json")]
+    dirs = [stage_dir(rc) for _, _, rc in stage_configs(cfg)]
+    summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
     assert len(summaries) == len(cfg.pipeline)
     for s in summaries:
         assert 0 <= s["metrics"]["test/err"] <= 100
-    encoded = list((tmp_path / "out").rglob("model.qsdc"))
+    encoded = [d / "model.qsdc" for d in dirs if (d / "model.qsdc").is_file()]
     assert len(encoded) == sum(any(rc.compress.get(m) for m in WRITES_QSDC)
                                for _, _, rc in stage_configs(cfg))
     for s in summaries:
