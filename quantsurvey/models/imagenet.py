@@ -10,15 +10,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from quantsurvey.errors import ConfigError
-from quantsurvey.models.registry import register_model
-
-
-def _rgb(name: str, input_shape: tuple[int, int, int], min_side: int) -> None:
-    c, h, w = input_shape
-    if c != 3 or min(h, w) < min_side:
-        raise ConfigError(f"model {name} needs 3-channel inputs of at least {min_side}×{min_side}"
-                          f" pixels; the data set gives {input_shape}.")
+from quantsurvey.models.registry import register_model, require_rgb
 
 
 class AlexNetCaffe(nn.Module):
@@ -76,26 +68,26 @@ class AlexNetCaffe(nn.Module):
 @register_model("alexnet_caffe")
 def alexnet_caffe(num_classes: int, input_shape: tuple[int, int, int], dropout: float = 0.5
                   ) -> nn.Module:
-    _rgb("alexnet_caffe", input_shape, 67)  # 67 px: pool5 gives 1×1
+    require_rgb("alexnet_caffe", input_shape, 67)  # 67 px: pool5 gives 1×1
     return AlexNetCaffe(num_classes, dropout)
 
 
 @register_model("alexnet")
 def alexnet(num_classes: int, input_shape: tuple[int, int, int], dropout: float = 0.5
             ) -> nn.Module:
-    _rgb("alexnet", input_shape, 63)
+    require_rgb("alexnet", input_shape, 63)
     return tvm.alexnet(weights=None, num_classes=num_classes, dropout=dropout)
 
 
 @register_model("vgg16")
 def vgg16(num_classes: int, input_shape: tuple[int, int, int], dropout: float = 0.5
           ) -> nn.Module:
-    _rgb("vgg16", input_shape, 32)
+    require_rgb("vgg16", input_shape, 32)
     return tvm.vgg16(weights=None, num_classes=num_classes, dropout=dropout)
 
 
 @register_model("squeezenet1_0")
 def squeezenet1_0(num_classes: int, input_shape: tuple[int, int, int], dropout: float = 0.5
                   ) -> nn.Module:
-    _rgb("squeezenet1_0", input_shape, 32)
+    require_rgb("squeezenet1_0", input_shape, 32)
     return tvm.squeezenet1_0(weights=None, num_classes=num_classes, dropout=dropout)

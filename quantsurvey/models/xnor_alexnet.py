@@ -20,8 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from quantsurvey.errors import ConfigError
-from quantsurvey.models.registry import register_model
+from quantsurvey.models.registry import register_model, require_rgb
 
 
 def _pooled(size: int, kernel: int, stride: int, pad: int = 0) -> int:
@@ -61,8 +60,5 @@ class XnorAlexNet(nn.Module):
 
 @register_model("alexnet_xnor")
 def alexnet_xnor(num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
-    c, h, w = input_shape
-    if c != 3 or min(h, w) < 63:
-        raise ConfigError(f"model alexnet_xnor needs 3-channel inputs of at least 63×63 pixels "
-                          f"(conv1 and three 3/2 poolings); the data set gives {input_shape}.")
-    return XnorAlexNet(num_classes, h, w)
+    require_rgb("alexnet_xnor", input_shape, 63)  # conv1 11/4 and three 3/2 poolings
+    return XnorAlexNet(num_classes, *input_shape[1:])

@@ -20,8 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from quantsurvey.errors import ConfigError
-from quantsurvey.models.registry import register_model
+from quantsurvey.models.registry import register_model, require_rgb
 
 
 class XnorOrderBlock(nn.Module):
@@ -60,8 +59,5 @@ class XnorResNet18(nn.Module):
 
 @register_model("resnet18_xnor")
 def resnet18_xnor(num_classes: int, input_shape: tuple[int, int, int]) -> nn.Module:
-    c, h, w = input_shape
-    if c != 3 or min(h, w) < 32:
-        raise ConfigError(f"model resnet18_xnor needs 3-channel inputs of at least 32×32 "
-                          f"pixels; the data set gives {input_shape}.")
+    require_rgb("resnet18_xnor", input_shape, 32)
     return XnorResNet18(num_classes)

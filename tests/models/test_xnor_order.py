@@ -83,3 +83,14 @@ def test_the_bwn_and_xnor_files_compute_what_the_network_computes(tmp_path, name
         again = load_model(tmp_path / method / "model.qsdc").eval()
         assert torch.equal(again(ctx.probe()), expected), method
 
+
+
+@pytest.mark.parametrize("name,smallest", [("resnet18_xnor", 32), ("alexnet_xnor", 63)])
+def test_too_small_or_grey_inputs_are_refused_with_the_size_needed(name, smallest):
+    from quantsurvey.errors import ConfigError
+
+    create_model(name, num_classes=10, input_shape=(3, smallest, smallest))
+    for shape in ((3, smallest - 1, smallest), (1, smallest, smallest)):
+        with pytest.raises(ConfigError, match=f"model {name} needs 3-channel inputs of at least "
+                                              f"{smallest}×{smallest}"):
+            create_model(name, num_classes=10, input_shape=shape)
