@@ -12,8 +12,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from quantsurvey import stages
-from quantsurvey.config import RunConfig
+from quantsurvey import distributed, stages
+from quantsurvey.config import RunConfig, TrainerConfig
 from quantsurvey.data import create_datamodule
 from quantsurvey.methods import Method, StageContext, build_methods
 from quantsurvey.models import create_model
@@ -144,6 +144,16 @@ def build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> lis
     return loggers
 
 
+def parallel_args(t: TrainerConfig) -> dict[str, Any]:
+    """The Trainer's devices and strategy. Under torchrun or SLURM, `devices: auto` with
+    `strategy: ddp` means the processes the launcher started on this node."""
+    devices = t.devices
+    if t.strategy == "ddp" and devices == "auto" and distributed.local_world_size():
+        devices = distributed.local_world_size()
+    return {"devices": devices, "strategy": t.strategy, "num_nodes": t.num_nodes,
+            "sync_batchnorm": t.sync_batchnorm}
+
+
 def wandb_tags(rc: RunConfig) -> list[str]:
     """The user's tags, then what a W&B run table filters by (W&B allows 64 characters)."""
     facets = {"method": rc.method, "model": rc.model.name, "data": rc.data.name,
@@ -212,7 +222,8 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
         "data": {"root": str(Path(rc.data.root).resolve()), **dm.split_sizes()},
         "params": architecture_params(model),
         "config": resolved, "git": git, "versions": package_versions(),
-        "hardware": hardware(), "wall_time_s": round(wall_time_s, 2),
+        "hardware": {**hardware(), "processes": distributed.world_size()},
+        "wall_time_s": round(wall_time_s, 2),
         "wall_time_before_resume_s": round(before_resume_s, 2), "resumed": resumed,
         "report": rc.report and not reasons,
         **({"report_reason": "; ".join(reasons)} if rc.report and reasons else {}),

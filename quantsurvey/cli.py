@@ -27,10 +27,13 @@ GROUPS = ("data", "model", "optim", "sched", "trainer", "logger", "callbacks", "
 # overrides that change where or how a run is watched, not what it computes
 NOT_RECIPE = ("seed", "resume", "name", "tags", "report", "budget", "paths", "logger", "data.root",
               "data.num_workers", "data.download", "trainer.progress_bar", "trainer.threads",
-              "trainer.accelerator", "trainer.devices", "callbacks.checkpoint",
+              "trainer.accelerator", "trainer.devices", "trainer.strategy", "trainer.num_nodes",
+              "callbacks.checkpoint",
               "callbacks.lr_monitor", "callbacks.method_state_every_n_steps", "hydra",
               "experiment", "paper", "setting", "stage", "method", "mode", "objective",
               "hparams_search")
+# trainer configs that choose only where a run computes (conf/trainer/{gpu,ddp}.yaml)
+PLACEMENT_TRAINERS = ("default", "gpu", "ddp")
 
 
 def _parse(args: list[str]) -> list[Any]:
@@ -117,6 +120,8 @@ def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             return False
         if o.is_delete() and key.startswith("pipeline.") and key.count(".") == 1:
             return False  # a whole stage dropped: the others keep their recipes
+        if key == "trainer" and o.value() in PLACEMENT_TRAINERS:
+            return False
         if key in GROUPS:
             return key in ("data", "model", "optim", "sched", "trainer", "callbacks")
         if key in (cfg.get("grid") or []):

@@ -120,6 +120,11 @@ class TrainerConfig:
     max_epochs: int = 10
     accelerator: str = "auto"
     devices: Any = "auto"
+    # data parallel: "ddp" splits every batch over the processes of `devices` × `num_nodes`
+    # (data.batch_size stays the global batch); "auto": one process
+    strategy: str = "auto"
+    num_nodes: int = 1
+    sync_batchnorm: bool = False  # ddp: batch norm statistics over the global batch
     precision: str = "32-true"
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
@@ -143,6 +148,11 @@ class TrainerConfig:
         _choice("trainer.progress_bar", self.progress_bar, PROGRESS_BARS)
         _choice("trainer.accelerator", self.accelerator, ("auto", "cpu", "gpu", "cuda", "mps"))
         _choice("trainer.precision", str(self.precision), PRECISIONS)
+        _choice("trainer.strategy", self.strategy, ("auto", "ddp"))
+        _positive("trainer.num_nodes", self.num_nodes)
+        if self.strategy == "auto" and self.num_nodes > 1:
+            raise ConfigError(f"trainer.num_nodes={self.num_nodes} needs trainer.strategy=ddp "
+                              f"(trainer=ddp).")
         for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
             value = getattr(self, key)
             if not (0 < value <= 1 or (value > 1 and float(value).is_integer())):

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from quantsurvey.assemble import check_stage
 from quantsurvey.config import RunConfig, validate_config
+from quantsurvey.distributed import is_rank_zero
 from quantsurvey.errors import ConfigError
 from quantsurvey.evaluate import evaluate
 from quantsurvey.rundir import SUMMARY
@@ -78,7 +79,8 @@ def run_pipeline(cfg: DictConfig, train_fn=None) -> dict[str, dict[str, float]]:
         progress.announce(i, name, rc.method, dirs[name])
         results[name] = run_stage(merged, dirs[name])
         progress.done(i)
-    print(final_table(stages, results, progress.elapsed()), flush=True)
+    if progress.speaks:
+        print(final_table(stages, results, progress.elapsed()), flush=True)
     return results
 
 
@@ -89,6 +91,7 @@ class Progress:
     def __init__(self, epochs: list[int]):
         self.epochs, self.start = epochs, time.monotonic()
         self.trained_epochs, self.trained_s, self._t0, self._reused = 0, 0.0, 0.0, False
+        self.speaks = is_rank_zero()  # one voice for the processes of a data-parallel run
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -100,10 +103,12 @@ class Progress:
             left = f"; about {_duration(per_epoch * sum(self.epochs[i:]))} left"
         what = f"{self.epochs[i]} epochs" if self.epochs[i] else "evaluate only"
         self._reused = (run_dir / SUMMARY).is_file()  # finished before: reused
+        self._t0 = time.monotonic()
+        if not self.speaks:
+            return
         print(f"quantsurvey: stage {i + 1}/{len(self.epochs)} {name} ({method}, "
               f"{'finished before: reused' if self._reused else what}; "
               f"{_duration(self.elapsed())} so far{left}) -> {run_dir}", flush=True)
-        self._t0 = time.monotonic()
 
     def done(self, i: int) -> None:
         if self.epochs[i] and not self._reused:

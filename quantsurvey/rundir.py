@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from quantsurvey.distributed import is_rank_zero
 from quantsurvey.errors import OutputError, RunDirError
 from quantsurvey.methods import canonical_compress
 
@@ -121,7 +122,8 @@ def check_run_dir(run_dir: Path, resume: bool, resolved: dict[str, Any]) -> Path
         # a new directory (every fresh pipeline stage runs with resume=true) is not news
         # (the run's own .lock, taken before this check, is not a file of an earlier run)
         held = run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir())
-        say = log.info if held else log.debug
+        # (in a data-parallel run, rank 0 has written there already: the others keep quiet)
+        say = log.info if held and is_rank_zero() else log.debug
         say("resume=true but %s has no checkpoint: starting from scratch", run_dir)
         return None
     if (run_dir / SUMMARY).exists() or last.exists():

@@ -9,9 +9,11 @@ command line is `quantsurvey.cli`; the run-directory policy is `quantsurvey.rund
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -21,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from quantsurvey import assemble, stages
+from quantsurvey import assemble, distributed, stages
 from quantsurvey.atomic_io import write_json_atomic
 from quantsurvey.config import RunConfig, validate_config
 from quantsurvey.errors import CheckpointError, RunDirError, RunFailedError
@@ -72,6 +74,12 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         log.info("%s already finished; reusing its summary", run_dir)
         return json.loads((run_dir / SUMMARY).read_text())["metrics"]
 
+    if rc.trainer.strategy == "ddp":  # before anything is read or written
+        t = rc.trainer
+        processes = distributed.world_size()
+        if processes == 1 and isinstance(t.devices, int):  # Lightning will start them
+            processes = t.devices * t.num_nodes
+        distributed.check_global_batch(rc.data.batch_size, processes)
     set_threads(rc.trainer.threads)
     dm, ctx, model, methods, stage_info = assemble.prepare_run(rc, run_dir)
     clock = WallClock(start)
@@ -80,15 +88,21 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
                               log_lr=rc.callbacks.lr_monitor)
 
     resume_step = _check_checkpoint(ckpt, module) if ckpt is not None else 0
+    # data parallel: only rank 0 writes the run's files; the others train their share and wait
+    writer = distributed.is_rank_zero()
+    if not writer:  # what the methods export goes to a scratch folder, deleted at the end
+        ctx = dataclasses.replace(ctx, run_dir=Path(held.enter_context(
+            tempfile.TemporaryDirectory(prefix="quantsurvey-rank"))))
     # nothing is written before here; from here on, one process at a time, and the directory
     # must still be as checked (another process may have written it meanwhile)
-    held.enter_context(run_lock(run_dir))
-    if check_run_dir(run_dir, rc.resume, resolved) != ckpt:
-        raise RunDirError(f"{run_dir} changed while this run was starting (another process "
-                          f"wrote it); run the command again.")
-    if ckpt is not None:
-        csv_resume.set_aside(run_dir / "csv")
-    OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
+    if writer:
+        held.enter_context(run_lock(run_dir))
+        if check_run_dir(run_dir, rc.resume, resolved) != ckpt:
+            raise RunDirError(f"{run_dir} changed while this run was starting (another process "
+                              f"wrote it); run the command again.")
+        if ckpt is not None:
+            csv_resume.set_aside(run_dir / "csv")
+        OmegaConf.save(OmegaConf.create(resolved), run_dir / "config.yaml")
     # few callbacks: each is called at every hook of every step (the seed, the clock and the
     # learning rate live in the module's own hooks)
     bar = assemble.progress_bar(rc.trainer.progress_bar)
@@ -104,13 +118,14 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last="link",
                                          save_top_k=1, every_n_epochs=1,
                                          filename="epoch{epoch}", auto_insert_metric_name=False))
-    loggers = assemble.build_loggers(rc, run_dir, resolved)
+    loggers = assemble.build_loggers(rc, run_dir, resolved) if writer else []
     callbacks.extend(extra_callbacks)
 
     t = rc.trainer
     trainer = pl.Trainer(
         default_root_dir=str(run_dir), max_epochs=t.max_epochs, accelerator=t.accelerator,
-        devices=t.devices, precision=t.precision, limit_train_batches=t.limit_train_batches,
+        **assemble.parallel_args(t), precision=t.precision,
+        limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, limit_test_batches=t.limit_test_batches,
         log_every_n_steps=t.log_every_n_steps, gradient_clip_val=t.gradient_clip_val,
         deterministic=t.deterministic, enable_progress_bar=bool(bar),
@@ -128,7 +143,8 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        stages.save_stage(model, run_dir)
+        if writer:
+            stages.save_stage(model, run_dir)
         # the reported test metrics are those of the model the methods' export hands back (the
         # one decoded from the written file, where a method writes one)
         module.model, compress_metrics = assemble.after_training(model, methods, ctx, rc,
@@ -140,17 +156,22 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         assemble.log_summary(loggers, metrics)  # W&B's run summary = summary.json's metrics
     except RunFailedError as err:
         so_far = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        write_json_atomic(run_dir / SUMMARY, summary(so_far, status="failed", error=str(err)))
+        if writer:
+            write_json_atomic(run_dir / SUMMARY, summary(so_far, status="failed", error=str(err)))
         raise
     finally:
-        if ckpt is not None:
-            csv_resume.merge_back(run_dir / "csv", resume_step)
-        assemble.finish_loggers(rc)
+        if writer:
+            if ckpt is not None:
+                csv_resume.merge_back(run_dir / "csv", resume_step)
+            assemble.finish_loggers(rc)
     bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
     if bad:
         err = RunFailedError(f"non-finite final metrics {bad}: the run is marked failed in "
                              f"{run_dir / SUMMARY} and is not reportable.")
-        write_json_atomic(run_dir / SUMMARY, summary(metrics, status="failed", error=str(err)))
+        if writer:
+            write_json_atomic(run_dir / SUMMARY, summary(metrics, status="failed", error=str(err)))
         raise err
-    write_json_atomic(run_dir / SUMMARY, summary(metrics))
+    if writer:
+        write_json_atomic(run_dir / SUMMARY, summary(metrics))
+    distributed.barrier()  # the next stage starts from this one's files: all wait for rank 0
     return metrics

@@ -41,6 +41,9 @@ def test_default_is_lenet300_float():
     ("sched.name=cosin", "Did you mean 'cosine'?"),
     ("optim.lr=fast", "'optim.lr'"),
     ("seed=-1", "seed=-1 must be >= 0"),
+    ("trainer.strategy=fsdp", "trainer.strategy='fsdp' is not allowed; choose one of: auto, ddp"),
+    ("trainer.num_nodes=2", "trainer.num_nodes=2 needs trainer.strategy=ddp"),
+    ("trainer.num_nodes=0", "trainer.num_nodes=0 must be > 0"),
 ])
 def test_bad_config_names_the_key(override, message):
     with pytest.raises(ConfigError) as info:
@@ -83,3 +86,15 @@ def test_cli_typo_in_key_exits_2_with_the_documented_message(tmp_path):
     assert {"lr", "momentum", "weight_decay", "name"} <= set(allowed) and "lrr" not in allowed
     assert "Traceback" not in out.stderr and out.stdout == ""
     assert not (tmp_path / "out").exists()  # nothing written, not even the run directory
+
+
+@pytest.mark.parametrize("trainer, reportable", [("ddp", True), ("gpu", True), ("smoke", False)])
+def test_choosing_where_a_run_computes_keeps_it_reportable(trainer, reportable):
+    """trainer=gpu / trainer=ddp change where a run computes, not its recipe (the global batch
+    stays data.batch_size); trainer=smoke cuts its epochs."""
+    from quantsurvey.cli import apply_overrides_policy
+
+    overrides = [f"trainer={trainer}", "trainer.accelerator=cpu"]
+    cfg = apply_overrides_policy(compose_cfg(overrides), overrides)
+    assert (cfg.get("report_reason") is None) == reportable
+    assert (cfg.budget == "custom") != reportable

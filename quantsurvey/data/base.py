@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from quantsurvey.data.augment import AUGMENTATIONS, augment_batch
 from quantsurvey.data.sampler import EpochBatchSampler
+from quantsurvey.distributed import check_global_batch, rank_seed
 from quantsurvey.errors import ConfigError, DataError
 
 
@@ -151,10 +152,20 @@ class TensorDataModule(pl.LightningDataModule):
             self._data[split] = (images, labels)
         return images, labels
 
+    def _shard(self) -> tuple[int, int]:
+        """(rank, processes) of a data-parallel run; (0, 1) otherwise."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size == 1:
+            return 0, 1
+        check_global_batch(self.batch_size, trainer.world_size)
+        return trainer.global_rank, trainer.world_size
+
     def _loader(self, split: str, indices: torch.Tensor, shuffle: bool) -> DataLoader:
         images, labels = self._resident(split)
         size = self.batch_size if shuffle else self.eval_batch_size
-        sampler = EpochBatchSampler(indices, size, shuffle=shuffle, seed=self.shuffle_seed)
+        rank, world = self._shard()
+        sampler = EpochBatchSampler(indices, size, shuffle=shuffle, seed=self.shuffle_seed,
+                                    rank=rank, world=world)
         return DataLoader(_IndexedTensors(images, labels), batch_size=None, sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:
@@ -184,10 +195,12 @@ class TensorDataModule(pl.LightningDataModule):
         return (x - mean) / std, y
 
     def _augment_generator(self) -> torch.Generator:
-        # reseeded from (seed, epoch): a run resumed at epoch k draws what the full run drew
+        # reseeded from (seed, epoch): a run resumed at epoch k draws what the full run drew;
+        # each process of a data-parallel run draws its own (rank 0: a single process's draws)
         epoch = self.trainer.current_epoch
         if self._aug_epoch != epoch:
-            self._aug_gen.manual_seed(self.shuffle_seed * 1_000_003 + epoch)
+            self._aug_gen.manual_seed(rank_seed(self.shuffle_seed * 1_000_003 + epoch,
+                                                self.trainer.global_rank))
             self._aug_epoch = epoch
         return self._aug_gen
 

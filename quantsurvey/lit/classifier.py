@@ -57,7 +57,7 @@ class ClassifierModule(pl.LightningModule):
         if split == "train":
             return self._training_loss(loss, len(y))
         self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=split != "test",
-                 batch_size=len(y))
+                 batch_size=len(y), sync_dist=self._parallel)
         return loss
 
     # -- training losses: summed on the device, logged when the loggers write -------------------
@@ -80,11 +80,27 @@ class ClassifierModule(pl.LightningModule):
                 self.log(f"train/{name}_step", value, prog_bar=name == "loss", batch_size=n)
         return sum(parts.values())
 
+    @property
+    def _parallel(self) -> bool:
+        """A data-parallel run: epoch values are summed over its processes (the figures this
+        module logs are already equal on every process; Lightning's mean of them changes
+        nothing, and it would warn without it)."""
+        return self.trainer.world_size > 1
+
+    def _sum_over_processes(self, values: torch.Tensor) -> torch.Tensor:
+        """The sum of `values` over the processes of a data-parallel run (exact counts and sums,
+        so its epoch figures are those of one process seeing every batch)."""
+        return self.trainer.strategy.reduce(values, reduce_op="sum") if self._parallel else values
+
     def _log_training_means(self) -> None:
         for name, (total, count) in self._epoch_sums.items():
+            if self._parallel:
+                both = torch.stack([total.double(), total.new_tensor(count, dtype=torch.float64)])
+                total, count = self._sum_over_processes(both)
             mean = total / count
-            self.log(f"train/{name}_epoch", mean)
-            self.log(f"train/{name}", mean, logger=False)  # the name the summary reports
+            self.log(f"train/{name}_epoch", mean, sync_dist=self._parallel)
+            # the name the summary reports
+            self.log(f"train/{name}", mean, logger=False, sync_dist=self._parallel)
         self._epoch_sums = {}
 
     # -- a non-finite loss stops the run -------------------------------------------------------
@@ -145,14 +161,21 @@ class ClassifierModule(pl.LightningModule):
 
     def _log_accuracy(self, split: str) -> None:
         hits, seen = self._hits.pop(split, (None, 0))
-        if hits is None:  # no batch in this loop
+        if self._parallel:  # every process takes part, with or without batches
+            counts = torch.zeros(2 + (split == "test"), dtype=torch.int64, device=self.device)
+            if hits is not None:
+                counts[: len(hits)] = torch.stack(hits)
+            counts[-1] = seen
+            *hits, seen = self._sum_over_processes(counts).tolist()
+        if not seen:  # no batch in this loop
             return
-        top1 = 100.0 * hits[0].item() / seen
-        self.log(f"{split}/acc", top1, prog_bar=split == "val")
+        top1 = 100.0 * float(hits[0]) / seen
+        self.log(f"{split}/acc", top1, prog_bar=split == "val", sync_dist=self._parallel)
         if split != "train":
-            self.log(f"{split}/err", 100.0 - top1)
+            self.log(f"{split}/err", 100.0 - top1, sync_dist=self._parallel)
         if split == "test":
-            self.log(f"test/top{self.top_k}_err", 100.0 - 100.0 * hits[1].item() / seen)
+            self.log(f"test/top{self.top_k}_err", 100.0 - 100.0 * float(hits[1]) / seen,
+                     sync_dist=self._parallel)
 
     def on_train_epoch_end(self) -> None:  # runs before the checkpoint callback saves
         self._raise_if_bad("train")
@@ -169,7 +192,7 @@ class ClassifierModule(pl.LightningModule):
 
     # -- run state: the per-batch seed, the wall clock, the learning rate --------------------------
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        reseed_batch(self.seed, self.current_epoch, batch_idx, self.device)
+        reseed_batch(self.seed, self.current_epoch, batch_idx, self.device, self.global_rank)
 
     def on_train_epoch_start(self) -> None:
         if not self.log_lr:
@@ -178,7 +201,8 @@ class ClassifierModule(pl.LightningModule):
         name = f"lr-{type(optimizer).__name__}"  # LearningRateMonitor's names
         groups = optimizer.param_groups
         for i, group in enumerate(groups):
-            self.log(name if len(groups) == 1 else f"{name}/pg{i + 1}", group["lr"])
+            self.log(name if len(groups) == 1 else f"{name}/pg{i + 1}", group["lr"],
+                     sync_dist=self._parallel)
 
     def configure_optimizers(self):
         optimizer = build_optimizer(param_groups(self.model, self.methods), self.optim_cfg)

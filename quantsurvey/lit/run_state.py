@@ -10,8 +10,11 @@ from typing import Any
 
 import torch
 
+from quantsurvey.distributed import rank_seed
 
-def reseed_batch(seed: int, epoch: int, batch_idx: int, device: torch.device) -> None:
+
+def reseed_batch(seed: int, epoch: int, batch_idx: int, device: torch.device,
+                 rank: int = 0) -> None:
     """Reseed the generators a training step draws from (dropout, stochastic quantizers) from
     (seed, epoch, batch). Other consumers (a DataLoader drawing its base seed when an epoch's
     iterator is created) draw at points that differ between an uninterrupted run and a resumed
@@ -20,7 +23,7 @@ def reseed_batch(seed: int, epoch: int, batch_idx: int, device: torch.device) ->
     Not torch.manual_seed: it also queues a seed call for every lazily initialised device type
     (CUDA, XPU, MTIA) with a formatted stack trace, 0.2 ms a step and a list that grows by three
     entries a step on a machine without them."""
-    value = (seed * 1_000_003 + epoch) * 1_000_033 + batch_idx
+    value = rank_seed((seed * 1_000_003 + epoch) * 1_000_033 + batch_idx, rank)
     torch.default_generator.manual_seed(value)
     if device.type == "cuda":
         torch.cuda.manual_seed(value)

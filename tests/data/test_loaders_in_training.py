@@ -141,15 +141,47 @@ def test_only_training_batches_are_augmented_in_a_real_run(tmp_path):
             assert torch.equal(out, _normalised(raw)), stage
 
 
-def _on_device(device: str, tmp_path):
-    """A data module whose trainer runs on `device` (only the strategy's root device is read)."""
+def _on_device(device: str, tmp_path, rank: int = 0, world: int = 1):
+    """A data module whose trainer runs on `device` (only the strategy's root device is read),
+    as process `rank` of `world`."""
     from types import SimpleNamespace
 
     dm = SyntheticDataModule(tmp_path, tmp_path / "cache", batch_size=32, val_size=64)
     dm.setup()
     dm.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)),
-                                 training=True, current_epoch=0)
+                                 training=True, current_epoch=0, global_rank=rank,
+                                 world_size=world)
     return dm
+
+
+def test_each_process_of_a_data_parallel_run_loads_its_half_of_each_batch(tmp_path):
+    one = _on_device("cpu", tmp_path)
+    halves = [_on_device("cpu", tmp_path, rank=r, world=2) for r in range(2)]
+    for split in ("train", "val", "test"):
+        whole = list(getattr(one, f"{split}_dataloader")())
+        parts = [list(getattr(h, f"{split}_dataloader")()) for h in halves]
+        assert [len(p) for p in parts] == [len(whole)] * 2, split
+        for step, (x, y) in enumerate(whole):
+            (xa, ya), (xb, yb) = parts[0][step], parts[1][step]
+            assert len(xa) + len(xb) == len(x) and abs(len(xa) - len(xb)) <= 1
+            assert torch.equal(torch.cat([xa, xb]).sort(0).values, x.sort(0).values)
+            assert sorted(torch.cat([ya, yb]).tolist()) == sorted(y.tolist())
+    # each process augments its share with its own draws; rank 0 draws what one process does
+    for dm in (one, *halves):
+        dm.augment = "shift"
+    x0, _ = next(iter(halves[0].train_dataloader()))
+    a0 = halves[0].on_after_batch_transfer((x0, torch.zeros(len(x0))), 0)[0]
+    a1 = halves[1].on_after_batch_transfer((x0, torch.zeros(len(x0))), 0)[0]
+    solo = one.on_after_batch_transfer((x0, torch.zeros(len(x0))), 0)[0]
+    assert torch.equal(a0, solo) and not torch.equal(a0, a1)
+
+
+def test_a_global_batch_that_does_not_split_is_named(tmp_path):
+    from quantsurvey.errors import ConfigError
+
+    dm = _on_device("cpu", tmp_path, rank=0, world=3)  # batch_size 32
+    with pytest.raises(ConfigError, match=r"data.batch_size=32 is the global batch.*multiple of 3"):
+        dm.train_dataloader()
 
 
 def test_the_in_memory_data_moves_to_the_accelerator_once(tmp_path):

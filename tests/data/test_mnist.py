@@ -70,12 +70,13 @@ def test_batches_are_normalised_and_augmented_only_in_training(tmp_path):
 
     # a trainer that is validating or testing: still not augmented
     for stage in ("validating", "testing"):
-        dm.trainer = SimpleNamespace(training=False, current_epoch=0, **{stage: True})
+        dm.trainer = SimpleNamespace(training=False, current_epoch=0, global_rank=0,
+                                     **{stage: True})
         assert torch.allclose(dm.on_after_batch_transfer((x, y), 0)[0], expected), stage
 
     # a training batch: every image shifted by at most `pad` (2) pixels with zero fill, then
     # normalised; the shift is drawn per image, so most images of the batch move
-    dm.trainer = SimpleNamespace(training=True, current_epoch=0)
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0, global_rank=0)
     xt, yt = dm.on_after_batch_transfer((x, y), 0)
     assert xt.shape == x.shape and torch.equal(yt, y)
     padded = torch.nn.functional.pad(x.float() / 255, (2, 2, 2, 2))

@@ -68,3 +68,37 @@ def test_shift_never_mirrors_digits():
     x = torch.rand(32, 1, 6, 6) + 1
     out = augment_batch(x, "shift", 1)
     assert all(_slow_translate_matches(x[i], out[i], 1) for i in range(32))
+
+
+def test_processes_of_a_data_parallel_run_split_each_global_batch_between_them():
+    idx = torch.arange(100, 203)  # 103 images: batches of 32, 32, 32 and 7
+    one = list(EpochBatchSampler(idx, 32, True, seed=3))
+    ranks = [EpochBatchSampler(idx, 32, True, seed=3, rank=r, world=3) for r in range(3)]
+    shards = [list(s) for s in ranks]
+    assert [len(s) for s in ranks] == [len(x) for x in shards] == [4, 4, 4]  # every step taken
+    for step, batch in enumerate(one):  # together, exactly the single process's batch
+        parts = [shards[r][step] for r in range(3)]
+        assert torch.equal(torch.sort(torch.cat(parts)).values, torch.sort(batch).values)
+        assert [len(p) for p in parts] == [len(batch[r::3]) for r in range(3)]
+    # training: a last batch with fewer images than processes is dropped by all of them
+    assert [len(EpochBatchSampler(torch.arange(65), 32, True, 0, rank=r, world=2))
+            for r in range(2)] == [2, 2]
+    assert [len(EpochBatchSampler(torch.arange(66), 32, True, 0, rank=r, world=4))
+            for r in range(4)] == [2, 2, 2, 2]
+
+
+def test_evaluation_shards_cover_every_image_once():
+    idx = torch.arange(10)  # batches of 4, 4, 2: rank 2 has nothing in the last
+    shards = [list(EpochBatchSampler(idx, 4, False, 0, rank=r, world=3)) for r in range(3)]
+    assert [len(s) for s in shards] == [3, 3, 2]
+    assert all(len(b) > 0 for s in shards for b in s)
+    assert sorted(torch.cat([b for s in shards for b in s]).tolist()) == idx.tolist()
+    assert [len(EpochBatchSampler(idx, 4, False, 0, rank=r, world=3)) for r in range(3)] == \
+        [3, 3, 2]
+
+
+def test_a_rank_outside_the_processes_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="rank 2"):
+        EpochBatchSampler(torch.arange(4), 2, True, 0, rank=2, world=2)
