@@ -140,7 +140,10 @@ def build_loggers(rc: RunConfig, run_dir: Path, resolved: dict[str, Any]) -> lis
             project=rc.logger.project, entity=rc.logger.entity, group=rc.logger.group or rc.paper,
             job_type=rc.stage, tags=wandb_tags(rc), id=run_id, resume="allow",
             name=f"{rc.paper}/{rc.setting}/{rc.name}/seed={rc.seed}", save_dir=str(run_dir),
-            offline=rc.logger.offline, config=flatten(resolved)))
+            offline=rc.logger.offline, config=flatten(resolved),
+            # said to wandb.init itself: Lightning's WANDB_MODE variable is not read again once
+            # an earlier wandb.init of this process (a reused stage's run) set W&B up
+            mode="offline" if rc.logger.offline else "online"))
     return loggers
 
 
@@ -154,6 +157,33 @@ def parallel_args(t: TrainerConfig) -> dict[str, Any]:
             "sync_batchnorm": t.sync_batchnorm}
 
 
+def log_reused_stage(rc: RunConfig, run_dir: Path, done: dict[str, Any]) -> None:
+    """A finished stage that another experiment's pipeline reuses (Deep Compression starts from
+    Han 2015's pruned model) appears in that experiment's W&B group too: a run of its own, tagged
+    `reused`, whose summary is the stage's summary.json. Its id follows from (group, stage
+    folder), so reusing the stage again updates that run instead of adding one; nothing is
+    logged when the stage's own W&B run is already in this group."""
+    import hashlib
+
+    import wandb
+
+    group = rc.logger.group or rc.paper
+    theirs = (done.get("config") or {}).get("logger") or {}
+    if theirs.get("name") == "wandb" and (theirs.get("group") or done.get("paper")) == group:
+        return
+    run_id = hashlib.sha1(f"{group}|{Path(run_dir).resolve()}".encode()).hexdigest()[:8]
+    run = wandb.init(
+        project=rc.logger.project, entity=rc.logger.entity, group=group, job_type=rc.stage,
+        tags=[*wandb_tags(rc), "reused"], id=run_id, resume="allow", dir=str(run_dir),
+        name=f"{rc.paper}/{rc.setting}/{rc.name}/seed={rc.seed}",
+        mode="offline" if rc.logger.offline else "online",
+        config={**flatten(done.get("config") or {}), "reused_from": str(run_dir)})
+    try:
+        log_summary_to(run, done)
+    finally:
+        run.finish()
+
+
 def wandb_tags(rc: RunConfig) -> list[str]:
     """The user's tags, then what a W&B run table filters by (W&B allows 64 characters)."""
     facets = {"method": rc.method, "model": rc.model.name, "data": rc.data.name,
@@ -161,15 +191,33 @@ def wandb_tags(rc: RunConfig) -> list[str]:
     return [*rc.tags, *(f"{k}:{v}"[:64] for k, v in facets.items())]
 
 
-def log_summary(loggers: list, metrics: dict[str, float]) -> None:
-    """The final metrics (test, compression) into W&B's run summary, as summary.json has them:
-    without this, `compress/*` never reached W&B and its charts could not plot error against
-    compression."""
+WANDB_SUMMARY_KEY = "quantsurvey/summary"  # the whole summary.json in W&B's run summary
+
+
+def log_summary(loggers: list, summary: dict[str, Any]) -> None:
+    """The final metrics (test, compression) into W&B's run summary, as summary.json has them
+    (without this, `compress/*` never reached W&B and its charts could not plot error against
+    compression); the whole summary.json under `quantsurvey/summary`, from which
+    `quantsurvey-report --from-wandb` rebuilds the tables; and each per-layer compression record
+    as a W&B Table (`compression/<record>`)."""
     from pytorch_lightning.loggers import WandbLogger
 
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(metrics)
+            log_summary_to(logger.experiment, summary)
+
+
+def log_summary_to(run: Any, summary: dict[str, Any]) -> None:
+    """What log_summary writes, into a W&B run object."""
+    import wandb
+
+    from quantsurvey.report.layer_tables import layer_tables
+
+    run.summary.update({**summary["metrics"], WANDB_SUMMARY_KEY: summary})
+    tables = layer_tables(summary.get("compression") or {})
+    if tables:
+        run.log({f"compression/{path}": wandb.Table(columns=columns, data=rows)
+                 for path, (columns, rows) in tables.items()})
 
 
 def finish_loggers(rc: RunConfig) -> None:

@@ -72,7 +72,10 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
     ckpt = check_run_dir(run_dir, rc.resume, resolved)
     if ckpt == FINISHED:  # resume=true on a finished run (a re-launched sweep): nothing to do
         log.info("%s already finished; reusing its summary", run_dir)
-        return json.loads((run_dir / SUMMARY).read_text())["metrics"]
+        done = json.loads((run_dir / SUMMARY).read_text())
+        if rc.logger.name == "wandb" and distributed.is_rank_zero():
+            assemble.log_reused_stage(rc, run_dir, done)  # into this experiment's W&B group
+        return done["metrics"]
 
     if rc.trainer.strategy == "ddp":  # before anything is read or written
         t = rc.trainer
@@ -140,6 +143,7 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
                                       clock.elapsed(), clock.before_resume, ckpt is not None,
                                       trainer.current_epoch, **status)
 
+    metrics: dict[str, float] = {}  # the final ones, once tested
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -153,25 +157,24 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         metrics = {k: v for k, v in fit_metrics.items() if k.startswith(("val/", "train/"))}
         metrics.update({k: float(v) for k, v in test_metrics.items()})
         metrics.update(compress_metrics)
-        assemble.log_summary(loggers, metrics)  # W&B's run summary = summary.json's metrics
+        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        if bad:
+            raise RunFailedError(f"non-finite final metrics {bad}: the run is marked failed in "
+                                 f"{run_dir / SUMMARY} and is not reportable.")
+        final = summary(metrics)
+        assemble.log_summary(loggers, final)  # W&B's run summary = summary.json
     except RunFailedError as err:
         so_far = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if writer:
-            write_json_atomic(run_dir / SUMMARY, summary(so_far, status="failed", error=str(err)))
+            write_json_atomic(run_dir / SUMMARY, summary({**so_far, **metrics}, status="failed",
+                                                         error=str(err)))
         raise
     finally:
         if writer:
             if ckpt is not None:
                 csv_resume.merge_back(run_dir / "csv", resume_step)
             assemble.finish_loggers(rc)
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    if bad:
-        err = RunFailedError(f"non-finite final metrics {bad}: the run is marked failed in "
-                             f"{run_dir / SUMMARY} and is not reportable.")
-        if writer:
-            write_json_atomic(run_dir / SUMMARY, summary(metrics, status="failed", error=str(err)))
-        raise err
     if writer:
-        write_json_atomic(run_dir / SUMMARY, summary(metrics))
+        write_json_atomic(run_dir / SUMMARY, final)
     distributed.barrier()  # the next stage starts from this one's files: all wait for rank 0
     return metrics

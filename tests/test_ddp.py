@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from quantsurvey.report.wandb_records import read_finished_records, run_info
 from tests.conftest import REPO
-from tests.wandb_records import read_finished_records, run_info
 
 # a recipe whose errors are not all 0 after two epochs (the synthetic set is easy)
 # (evaluation batches of 63 give the two processes unequal shares: 65 and 63 of the 128

@@ -1,7 +1,11 @@
 """Multi-stage experiments: every stage is checked before any runs; stages chain and are reused."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,7 +36,7 @@ def test_stages_chain_in_order_across_papers(tmp_path):
 
 def test_every_stage_logs_to_its_experiments_wandb_group(tmp_path, monkeypatch):
     """Deep Compression borrows Han 2015's stages; all of them land in one W&B group."""
-    from tests.wandb_records import read_finished_records, run_info
+    from quantsurvey.report.wandb_records import read_finished_records, run_info
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -47,6 +51,60 @@ def test_every_stage_logs_to_its_experiments_wandb_group(tmp_path, monkeypatch):
         info = run_info(read_finished_records(run_file))
         seen[info["job_type"]] = info["group"]
     assert seen == {name: "han2016_deep_compression" for name, _, _ in stages}
+
+
+def test_a_reused_stage_appears_in_the_borrowing_experiments_group_once(tmp_path, monkeypatch):
+    """Han 2015's stages, trained by Han 2015's own pipeline (W&B group han2015_pruning), are
+    reused by Deep Compression's: each then has a W&B run in group han2016_deep_compression
+    too, tagged `reused`, whose summary is the stage's summary.json, and Deep Compression's own
+    stages train after them in the same process (a fresh one, as a user's command is: W&B's
+    set-up by the reused stages' runs once made the next stage's offline logger ask for a
+    login); reusing them again updates those runs (same ids), it adds none."""
+    from quantsurvey.assemble import WANDB_SUMMARY_KEY
+    from quantsurvey.report.wandb_records import read_finished_records, run_info, run_summary
+
+    common = ["data=synthetic", "trainer=smoke", "logger=wandb", f"paths.output_dir={tmp_path}"]
+    deep = compose_cfg(["experiment=han2016_deep_compression/lenet5_mnist"])
+    one_epoch = {  # every stage (Han 2015's too) for one epoch, as the command line says it
+        name: f"{'' if 'trainer' in stage else '+'}pipeline.{name}.trainer.max_epochs=1"
+        for name, stage in deep.pipeline.items()}
+    env = {**os.environ, "WANDB_SILENT": "true", "QUANTSURVEY_CACHE": str(tmp_path / "c")}
+    env.pop("WANDB_MODE", None)
+
+    def launch(experiment: str) -> None:
+        stages = compose_cfg([f"experiment={experiment}"]).pipeline
+        done = subprocess.run([sys.executable, "-m", "quantsurvey.cli",
+                               f"experiment={experiment}", *common,
+                               *(one_epoch[name] for name in stages)], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    def runs() -> dict[str, list[tuple[dict, dict, Path]]]:
+        out: dict[str, list] = {}
+        for run_file in sorted(tmp_path.rglob("run-*.wandb")):
+            records = read_finished_records(run_file)
+            info = run_info(records)
+            out.setdefault(info["group"], []).append((info, run_summary(records), run_file))
+        return out
+
+    launch("han2015_pruning/lenet5_mnist")
+    before = runs()
+    assert set(before) == {"han2015_pruning"}
+    han2015 = sorted(info["job_type"] for info, _, _ in before["han2015_pruning"])
+    launch("han2016_deep_compression/lenet5_mnist")
+    borrowed = runs()["han2016_deep_compression"]
+    reused = [r for r in borrowed if "reused" in r[0]["tags"]]
+    assert sorted(info["job_type"] for info, _, _ in reused) == han2015
+    assert len(borrowed) > len(reused)  # its own stages trained and logged after them
+    for info, summary, run_file in reused:
+        assert info["id"] in run_file.name
+        on_disk = json.loads((run_file.parents[2] / "summary.json").read_text())
+        assert summary[WANDB_SUMMARY_KEY] == on_disk
+        assert summary["test/err"] == on_disk["metrics"]["test/err"]
+    ids = {info["id"] for info, _, _ in borrowed}
+    launch("han2016_deep_compression/lenet5_mnist")  # everything reused: the same runs again
+    assert {info["id"] for info, _, _ in runs()["han2016_deep_compression"]} == ids
+    assert len(runs()["han2015_pruning"]) == len(before["han2015_pruning"])
 
 
 def test_a_typo_in_a_late_stage_fails_before_anything_runs(tmp_path):

@@ -16,12 +16,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from quantsurvey.assemble import WANDB_SUMMARY_KEY
 from quantsurvey.errors import CheckpointError, ConfigError, RunDirError
 from quantsurvey.pipeline import run_pipeline, stage_configs, stage_dir
+from quantsurvey.report.wandb_records import history, read_finished_records, run_info, run_summary
 from quantsurvey.train import train
 from tests.conftest import EXPERIMENTS, REPO, compose_cfg, need_shared
 from tests.data.test_svhn_imagenet_synthetic import write_imagenet
-from tests.wandb_records import history, read_finished_records, run_info, run_summary
 
 
 def _smoke_overrides(experiment, tmp_path):
@@ -338,6 +339,15 @@ def test_wandb_summary_mirrors_summary_json_compression_figures_included(smoke_c
         assert logged[key] == pytest.approx(value), key
     assert 0 < logged["compress/kept_pct"] < 100 and logged["compress/ratio"] > 1
     assert run_info(records)["tags"][0] == "method:pruned"
+    # the whole summary.json (what `quantsurvey-report --from-wandb` rebuilds tables from)
+    whole = json.loads((tmp_path / "summary.json").read_text())
+    assert logged[WANDB_SUMMARY_KEY] == whole
+    # each per-layer record as a W&B Table: the kept % of every pruned layer
+    (table_file,) = path.parent.glob("files/media/table/compression/prune_kept_pct_*.table.json")
+    table = json.loads(table_file.read_text())
+    kept = whole["compression"]["prune_kept_pct"]
+    assert table["columns"] == ["layer", "value"] and len(kept) >= 3
+    assert table["data"] == [[layer, value] for layer, value in kept.items()]
 
 
 @pytest.mark.data

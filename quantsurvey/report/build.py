@@ -20,6 +20,7 @@ import re
 import shutil
 import statistics
 import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -680,11 +681,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replace", action="store_true",
                         help="let --collect overwrite a different run already collected at the "
                              "same <paper>/<setting>/<name>/seed=<seed>.json")
+    pull = parser.add_mutually_exclusive_group()
+    pull.add_argument("--from-wandb", metavar="ENTITY/PROJECT",
+                      help="collect the runs of a W&B project (online; each run's W&B summary "
+                           "holds its summary.json); use with --results DIR to keep them apart "
+                           "from the committed results")
+    pull.add_argument("--from-wandb-offline", nargs="+", type=Path, default=[], metavar="PATH",
+                      help="the same from offline run files (run-*.wandb) under these files or "
+                           "folders")
+    parser.add_argument("--to-wandb", metavar="ENTITY/PROJECT",
+                        help="also log the results table (a W&B Table) and the survey figures "
+                             "(images) to a run of this project (job_type report)")
+    parser.add_argument("--wandb-offline", action="store_true",
+                        help="--to-wandb: log offline (files under $QUANTSURVEY_OUTPUT or "
+                             "./outputs, for `wandb sync`)")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--experiments", type=Path, default=REPO_ROOT / "experiments")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="quantsurvey-pull-") as pulled_dir:
+        _main(args, Path(pulled_dir))
+
+
+def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
     try:
-        plan = plan_collect(args.collect, args.results / "runs", args.replace)
+        sources = list(args.collect)
+        if args.from_wandb or args.from_wandb_offline:
+            from quantsurvey.report import wandb_pull
+
+            pulled = (wandb_pull.from_api(args.from_wandb) if args.from_wandb
+                      else wandb_pull.from_offline(args.from_wandb_offline))
+            sources.append(wandb_pull.write_run_folders(pulled, pulled_dir))
+            print(f"pulled {len(pulled.summaries)} run summaries from W&B"
+                  + (f" ({pulled.without_summary} runs without one left out)"
+                     if pulled.without_summary else ""))
+            if not pulled.summaries:
+                raise ReportError("no W&B run carries a quantsurvey summary: nothing to collect")
+        plan = plan_collect(sources, args.results / "runs", args.replace)
         rows, csv_text, readme = render(list(plan.runs.values()), load_reported(args.experiments))
         bib = render_bib(args.experiments)
         tex = render_latex(rows, skip_methods=(ACCOUNTING,))
@@ -692,6 +724,10 @@ def main(argv: list[str] | None = None) -> None:
         _write(args.results, csv_text, readme, bib, tex)
         figures = draw_all(rows, args.results / "figures")
         grids = write_grids(args.results)
+        if args.to_wandb:
+            from quantsurvey.report.wandb_push import log_report
+
+            grids.append(log_report(args.to_wandb, rows, figures, args.wandb_offline))
     except QuantsurveyError as err:
         print(f"quantsurvey-report: error: {err.user_message()}", file=sys.stderr)
         sys.exit(err.exit_code)

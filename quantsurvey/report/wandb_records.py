@@ -20,7 +20,8 @@ def read_records(path: Path) -> list:
     from wandb.proto import wandb_internal_pb2 as pb  # only where wandb is installed
 
     data = Path(path).read_bytes()
-    assert data[:4] == b":W&B", "not a W&B run file"
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
     pos, chunks, records = 7, [], []
     while pos + 7 <= len(data):
         left = _BLOCK - pos % _BLOCK
@@ -41,7 +42,7 @@ def read_records(path: Path) -> list:
 def read_finished_records(path: Path, timeout_s: float = 60.0) -> list:
     """The records of a run file once W&B's writer has written the run's `exit` record (it
     writes the file from another process, and may still be flushing when `wandb.finish()`
-    returns); AssertionError naming the file if that does not happen within `timeout_s`."""
+    returns); TimeoutError naming the file if that does not happen within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         records = read_records(path)
@@ -49,7 +50,7 @@ def read_finished_records(path: Path, timeout_s: float = 60.0) -> list:
             return records
         if time.monotonic() > deadline:
             kinds = sorted({r.WhichOneof("record_type") for r in records})
-            raise AssertionError(f"{path}: no exit record after {timeout_s} s (records: {kinds})")
+            raise TimeoutError(f"{path}: no exit record after {timeout_s} s (records: {kinds})")
         time.sleep(0.2)
 
 
@@ -69,7 +70,7 @@ def run_info(records: list) -> dict:
                       for u in r.run.config.update}
             return {"id": r.run.run_id, "group": r.run.run_group, "job_type": r.run.job_type,
                     "tags": list(r.run.tags), "config": config}
-    raise AssertionError("no run record")
+    raise ValueError("no run record")
 
 
 def run_summary(records: list) -> dict:
