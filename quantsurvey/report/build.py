@@ -1,7 +1,8 @@
 """`quantsurvey-report`: rebuild results/results.csv, results/README.md, results/tables.tex,
-results/references.bib and the survey figures (results/figures/survey_<setting>.*) from the
-committed run summaries (results/runs/**.json) and the papers' numbers
-(experiments/<paper>/reported.yaml).
+results/references.bib, the survey figures (results/figures/survey_<setting>.*) and the grid
+tables and figures from the committed run summaries (results/runs/**.json) and the papers'
+numbers (experiments/<paper>/reported.yaml), and redraw the ADMM figures from their committed
+records (results/figures/admm_*.json, written by scripts/plot_admm.py).
 
 Our figures and the papers' never share a column; every row of ours names its seeds, budget,
 device and commit, and regenerates from a fresh clone. Storage accounting checks (summaries with
@@ -30,6 +31,7 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
+from quantsurvey.report.admm_figures import redraw_all
 from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
 from quantsurvey.report.survey_figure import draw_all
@@ -669,6 +671,7 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     _write(results_dir, csv_text, readme, render_bib(experiments_dir),
            render_latex(rows, skip_methods=(ACCOUNTING,)))
     draw_all(rows, results_dir / "figures")
+    redraw_all(results_dir / "figures")
     return rows
 
 
@@ -724,6 +727,10 @@ def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
         _write(args.results, csv_text, readme, bib, tex)
         figures = draw_all(rows, args.results / "figures")
         grids = write_grids(args.results)
+        admm = redraw_all(args.results / "figures")
+        if admm:
+            grids.append(f"redrew {len(admm)} ADMM figures from their records in "
+                         f"{args.results / 'figures'}")
         if args.to_wandb:
             from quantsurvey.report.wandb_push import log_report
 

@@ -54,8 +54,9 @@ def from_offline(paths: Iterable[Path]) -> Pulled:
         try:
             records = read_records(file)
             run_id = run_info(records)["id"]
-        except ValueError as err:
-            raise PullError(f"{file}: not a readable W&B run file ({err})") from None
+        except Exception as err:  # not W&B's format, cut short, a protobuf it cannot parse
+            raise PullError(f"{file}: not a readable W&B run file ({type(err).__name__}: "
+                            f"{err})") from None
         runs_seen.add(run_id)
         summary = run_summary(records).get(WANDB_SUMMARY_KEY)
         if isinstance(summary, dict):

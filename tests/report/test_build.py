@@ -386,3 +386,40 @@ def test_survey_figure_shows_ours_with_spread_and_the_papers_hollow(tmp_path):
     again = draw_all(rows, tmp_path / "b")
     for first, second in zip(paths, again, strict=True):
         assert first.read_bytes() == second.read_bytes(), first.name
+
+
+def test_admm_figures_regenerate_from_their_committed_records(tmp_path):
+    """results/figures/admm_*.png are drawn from the records beside them (scripts/plot_admm.py
+    writes both; quantsurvey-report redraws): the same bytes, twice."""
+    import shutil
+
+    from quantsurvey.report.admm_figures import redraw_all
+    from tests.conftest import REPO
+
+    figures = REPO / "results" / "figures"
+    records = sorted(figures.glob("admm_*.json"))
+    assert len(records) == 2
+    for record in records:
+        shutil.copy(record, tmp_path / record.name)
+    drawn = redraw_all(tmp_path)
+    assert sorted(p.name for p in drawn) == sorted(r.with_suffix(".png").name for r in records)
+    for png in drawn:
+        assert png.read_bytes() == (figures / png.name).read_bytes(), png.name
+
+
+def test_the_kept_record_is_weights_kept_and_errors_per_seed():
+    from quantsurvey.report.admm_figures import kept_record
+
+    def run(seed, ratio, err):
+        return {"seed": seed, "budget": "b", "git": {"commit": f"{seed}" * 12},
+                "metrics": {"compress/weight_ratio": ratio, "test/err": err}}
+
+    record = kept_record({"retrain": [run(0, 50.0, 0.6), run(1, 80.0, 0.7)], "iter2": [],
+                          "iter1": [run(0, 4.0, 0.5)]}, [run(0, 1.0, 0.4)])
+    assert record["ADMM + retraining"] == [{"stage": "retrain", "seeds": [0, 1],
+                                            "kept_pct": [2.0, 1.25], "test_err": [0.6, 0.7],
+                                            "git": ["000000000000", "111111111111"],
+                                            "budget": "b"}]
+    assert [r["stage"] for r in record["iterative magnitude (Han 2015)"]] == ["iter1"]
+    assert "one-shot magnitude + retraining" not in record
+    assert record["float"] == [{"seeds": [0], "test_err": [0.4]}]
