@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -51,6 +52,9 @@ CASES: dict[str, list[str]] = {
 }
 
 
+SEED = 0  # the recipe's seed on both sides (--seed)
+
+
 def compose(case: str, epochs: int, out: Path, extra: list[str] = ()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -61,7 +65,7 @@ def compose(case: str, epochs: int, out: Path, extra: list[str] = ()):
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         return hydra_compose("config", overrides=[
             *CASES[case], "~pipeline", f"trainer.max_epochs={epochs}", f"paths.output_dir={out}",
-            f"paths.data_dir={data_dir}", f"paths.cache_dir={CACHE}", *extra])
+            f"paths.data_dir={data_dir}", f"paths.cache_dir={CACHE}", f"seed={SEED}", *extra])
 
 
 def framework_epochs(case: str, epochs: int, out: Path, extra: list[str] = ()
@@ -136,7 +140,7 @@ def plain_epochs(case: str, epochs: int, out: Path, extra: list[str] = ()
         batches = int(limit) if limit > 1 else int(batches * limit)
     gen = torch.Generator().manual_seed(rc.seed)
     marks = []
-    for _epoch in range(epochs):
+    for epoch in range(epochs):
         marks.append((time.process_time(), time.perf_counter()))
         model.train()
         order = dm.train_idx[torch.randperm(len(dm.train_idx), generator=gen)]
@@ -144,6 +148,11 @@ def plain_epochs(case: str, epochs: int, out: Path, extra: list[str] = ()
             idx = order[b * rc.data.batch_size : (b + 1) * rc.data.batch_size]
             x = augment_batch(images[idx].float().div_(255.0), dm.augment, dm.pad, gen)
             loss = F.cross_entropy(model((x - mean) / std), labels[idx])
+            if not math.isfinite(loss.item()):  # the framework checks every step as well
+                raise SystemExit(
+                    f"the plain loop diverged (loss {loss.item()}) at epoch {epoch}, batch {b}: "
+                    f"timing it would time NaN arithmetic (faster than real numbers on this "
+                    f"CPU). Choose another --seed.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -167,6 +176,8 @@ def plain_epochs(case: str, epochs: int, out: Path, extra: list[str] = ()
 def worker(args: argparse.Namespace) -> None:
     import torch
 
+    global SEED
+    SEED = args.seed
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         run = framework_epochs if args.worker == "framework" else plain_epochs
@@ -197,6 +208,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="the recipe's seed, both sides")
+    parser.add_argument("--record", default="overhead.json",
+                        help="the file written in --out (default overhead.json)")
     parser.add_argument("--framework-override", action="append", default=[],
                         help="a config override for the framework side only (e.g. "
                              "callbacks.lr_monitor=false), to see what a feature costs")
@@ -223,6 +237,7 @@ def main() -> None:
                 out = subprocess.run(
                     [sys.executable, __file__, "--worker", side, "--cases", case,
                      "--epochs", str(args.epochs), "--threads", str(args.threads),
+                     "--seed", str(args.seed),
                      *(f"--framework-override={o}" for o in args.framework_override)],
                     capture_output=True, text=True, env=env, cwd=REPO)
                 if out.returncode != 0:
@@ -240,10 +255,10 @@ def main() -> None:
               f"{row['plain']['cpu']:.2f} s CPU/epoch  ratio {row['ratio_cpu']:.3f} "
               f"(wall {row['ratio_wall']:.3f})", flush=True)
     record = {"command": " ".join(["python", "scripts/bench_overhead.py", *sys.argv[1:]]),
-              "git": git, "hardware": hardware(), "threads": args.threads,
+              "git": git, "hardware": hardware(), "threads": args.threads, "seed": args.seed,
               "runs": args.runs, "epochs_per_run": args.epochs, "results": results}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "overhead.json").write_text(json.dumps(record, indent=2) + "\n")
+    (args.out / args.record).write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":
