@@ -1,8 +1,9 @@
-"""`quantsurvey-report`: rebuild results/results.csv, results/README.md, results/tables.tex,
-results/references.bib, the survey figures (results/figures/survey_<setting>.*) and the grid
-tables and figures from the committed run summaries (results/runs/**.json) and the papers'
-numbers (experiments/<paper>/reported.yaml), and redraw the ADMM figures from their committed
-records (results/figures/admm_*.json, written by scripts/plot_admm.py).
+"""`quantsurvey-report`: rebuild results/results.csv, results/README.md, results/<paper>.md,
+results/tables.tex, results/references.bib, the survey figures
+(results/figures/survey_<setting>.*) and the grid tables and figures from the committed run
+summaries (results/runs/**.json) and the papers' numbers (experiments/<paper>/reported.yaml),
+and redraw the ADMM figures from their committed records (results/figures/admm_*.json, written
+by scripts/plot_admm.py).
 
 Our figures and the papers' never share a column; every row of ours names its seeds, budget,
 device and commit, and regenerates from a fresh clone. Storage accounting checks (summaries with
@@ -34,6 +35,7 @@ from quantsurvey.provenance import REPO_ROOT
 from quantsurvey.report.admm_figures import redraw_all
 from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
+from quantsurvey.report.paper_pages import render_pages, write_pages
 from quantsurvey.report.survey_figure import draw_all
 from quantsurvey.rundir import recipe as run_recipe
 
@@ -670,6 +672,7 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     rows, csv_text, readme = render(summaries, load_reported(experiments_dir))
     _write(results_dir, csv_text, readme, render_bib(experiments_dir),
            render_latex(rows, skip_methods=(ACCOUNTING,)))
+    write_pages(render_pages(rows, experiments_dir, skip_methods=(ACCOUNTING,)), results_dir)
     draw_all(rows, results_dir / "figures")
     redraw_all(results_dir / "figures")
     return rows
@@ -723,8 +726,10 @@ def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
         rows, csv_text, readme = render(list(plan.runs.values()), load_reported(args.experiments))
         bib = render_bib(args.experiments)
         tex = render_latex(rows, skip_methods=(ACCOUNTING,))
+        pages = render_pages(rows, args.experiments, skip_methods=(ACCOUNTING,))
         copied = plan.apply()  # nothing is written before every check has passed
         _write(args.results, csv_text, readme, bib, tex)
+        write_pages(pages, args.results)
         figures = draw_all(rows, args.results / "figures")
         grids = write_grids(args.results)
         admm = redraw_all(args.results / "figures")
@@ -743,7 +748,8 @@ def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
                                           (plan.skipped, "intermediate stages skipped")) if n]
     print(f"collected {len(copied)} summaries" + (f" ({'; '.join(extra)})" if extra else "")
           + f"; wrote {len(rows)} rows to {args.results / 'results.csv'}, "
-          f"{args.results / 'README.md'} and {args.results / 'tables.tex'}; drew "
+          f"{args.results / 'README.md'}, {args.results / 'tables.tex'} and {len(pages)} "
+          f"per-paper pages; drew "
           f"{len(figures)} survey figures in {args.results / 'figures'}")
     for line in grids:
         print(line)

@@ -423,3 +423,31 @@ def test_the_kept_record_is_weights_kept_and_errors_per_seed():
     assert [r["stage"] for r in record["iterative magnitude (Han 2015)"]] == ["iter1"]
     assert "one-shot magnitude + retraining" not in record
     assert record["float"] == [{"seeds": [0], "test_err": [0.4]}]
+
+
+def test_per_paper_pages_give_the_difference_and_the_deviations_ledger(tmp_path):
+    from quantsurvey.report.paper_pages import render_pages
+
+    (tmp_path / "p1").mkdir()
+    (tmp_path / "p1" / "README.md").write_text(
+        "# p1\n\n## What we reproduce\nx\n\n## Where we deviate\n- fewer epochs (20, not 160)\n"
+        "- SGD instead of Adam\n\n## Results\nnot this\n")
+    rows = [{"paper": p, "setting": "s", "method": m, "metric": "test_err", "reported": rep,
+             "ours": ours, "ours_std": std, "seeds": n, "budget": "cpu-20ep", "device": "cpu",
+             "commit": "abc"}
+            for p, m, rep, ours, std, n in (("p1", "float", "0.800", "0.667", "0.055", "3"),
+                                            ("p1", "pruned", "0.770", "", "", ""),
+                                            ("p2", "bnn", "", "1.450", "0.040", "3"),
+                                            ("p2", "storage_accounting", "", "1", "", "1"))]
+    pages = render_pages(rows, tmp_path, skip_methods=("storage_accounting",))
+    assert set(pages) == {"p1", "p2"}
+    p1 = pages["p1"].splitlines()
+    assert "| s | float | test_err | 0.800 | 0.667 ± 0.055 | -0.133 | 3 | cpu-20ep | cpu | abc |" \
+        in p1
+    assert "| s | pruned | test_err | 0.770 |  |  |  | cpu-20ep | cpu | abc |" in p1
+    ledger = pages["p1"].split("## Deviations ledger", 1)[1]
+    assert "- fewer epochs (20, not 160)\n- SGD instead of Adam" in ledger
+    assert "not this" not in ledger and "What we reproduce" not in ledger
+    assert "storage_accounting" not in pages["p2"]
+    assert "| s | bnn | test_err |  | 1.450 ± 0.040 |  | 3 |" in pages["p2"]
+    assert "has no such section yet" in pages["p2"]  # p2 has no README
