@@ -43,6 +43,7 @@ MODULES = {
     "quantsurvey/compress/shift.py": ["tests/methods/test_shift_based.py"],
     "quantsurvey/nn/shift_batchnorm.py": ["tests/methods/test_shift_based.py"],
     "quantsurvey/optim/shift_adamax.py": ["tests/methods/test_shift_based.py"],
+    "quantsurvey/data/sampler.py": ["tests/data/test_sampler_and_augment.py"],
 }
 GOAL = {"quantsurvey/compress/": 90.0, "quantsurvey/nn/": 90.0, "quantsurvey/export": 90.0}
 
