@@ -82,9 +82,10 @@ class ClassifierModule(pl.LightningModule):
 
     @property
     def _parallel(self) -> bool:
-        """A data-parallel run: epoch values are summed over its processes (the figures this
-        module logs are already equal on every process; Lightning's mean of them changes
-        nothing, and it would warn without it)."""
+        """A data-parallel run: accuracies and training-loss means come from counts and sums
+        over all processes (equal on every process, so Lightning's mean of them changes
+        nothing, and it would warn without it); the validation and test loss means are
+        Lightning's mean of the per-process means (exact for equal shares)."""
         return self.trainer.world_size > 1
 
     def _sum_over_processes(self, values: torch.Tensor) -> torch.Tensor:

@@ -102,3 +102,49 @@ def test_a_rank_outside_the_processes_is_refused():
 
     with pytest.raises(ValueError, match="rank 2"):
         EpochBatchSampler(torch.arange(4), 2, True, 0, rank=2, world=2)
+
+
+def test_every_seed_and_epoch_has_its_own_order():
+    """Seed 0 reshuffles too, and no two (seed, epoch) pairs of a small grid share an order."""
+    idx = torch.arange(64)
+    orders = {}
+    for seed in range(4):
+        sampler = EpochBatchSampler(idx, 16, True, seed=seed)
+        for epoch in range(4):
+            orders[(seed, epoch)] = tuple(_epoch(sampler, epoch).tolist())
+    assert len(set(orders.values())) == len(orders)
+    # a fresh sampler (no set_epoch yet: calibration batches) draws epoch 0's order
+    fresh = torch.cat(list(EpochBatchSampler(idx, 16, True, seed=2)))
+    assert tuple(fresh.tolist()) == orders[(2, 0)]
+
+
+def test_a_last_batch_of_one_image_is_kept_and_shares_of_a_full_last_batch_too():
+    batches = list(EpochBatchSampler(torch.arange(10), 3, True, 0))
+    assert [len(b) for b in batches] == [3, 3, 3, 1]  # one process: nothing dropped
+    # 66 images, global batch 32, 2 processes: the last batch (2 images) gives each one image
+    shards = [list(EpochBatchSampler(torch.arange(66), 32, True, 0, rank=r, world=2))
+              for r in range(2)]
+    assert [[len(b) for b in s] for s in shards] == [[16, 16, 1], [16, 16, 1]]
+    one = list(EpochBatchSampler(torch.arange(66), 32, True, 0))
+    for step, batch in enumerate(one):  # two processes: halves, not the whole batch each
+        assert torch.equal(shards[0][step], batch[0::2]) and torch.equal(shards[1][step],
+                                                                         batch[1::2])
+
+
+def test_ranks_outside_the_processes_are_refused_on_both_sides():
+    import pytest
+
+    for rank, world in ((2, 2), (3, 2), (-1, 2), (1, 1)):
+        with pytest.raises(ValueError, match=f"rank {rank}"):
+            EpochBatchSampler(torch.arange(4), 2, True, 0, rank=rank, world=world)
+
+
+def test_evaluation_shares_skip_only_the_batch_with_nothing_for_them():
+    # 7 images in batches of 2: 2, 2, 2, 1; with 3 processes only rank 0 has a 4th batch
+    assert [len(EpochBatchSampler(torch.arange(7), 2, False, 0, rank=r, world=3))
+            for r in range(3)] == [4, 3, 3]
+    # 10 images in batches of 4: 4, 4, 2; with 4 processes ranks 2 and 3 skip the last
+    lens = [len(list(EpochBatchSampler(torch.arange(10), 4, False, 0, rank=r, world=4)))
+            for r in range(4)]
+    assert lens == [3, 3, 2, 2] == [len(EpochBatchSampler(torch.arange(10), 4, False, 0,
+                                                             rank=r, world=4)) for r in range(4)]
