@@ -31,6 +31,7 @@ from quantsurvey.models import create_model  # noqa: E402
 from quantsurvey.nn.layers import weight_layers  # noqa: E402
 from quantsurvey.pipeline import stage_dir  # noqa: E402
 from quantsurvey.provenance import git_state  # noqa: E402
+from quantsurvey.report.fixed_point_figures import draw_anwar_sensitivity  # noqa: E402
 
 BITS = (2, 3, 4, 6, 8)
 
@@ -91,24 +92,7 @@ def main() -> None:
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
     (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for i, layer in enumerate(layers):
-        ax.plot(BITS, [r["test_err"] for r in rows if r["layer"] == layer], marker="o",
-                color=f"C{i}", label=layer)
-    ax.axhline(floats["test/err"], color="k", ls=":", lw=0.8, label="float")
-    ax.set_yscale("log")
-    ax.set_xlabel("bits of the one quantized layer")
-    ax.set_ylabel("test error (%)")
-    ax.set_title(f"Anwar et al. sensitivity, {setting} seed {args.seed} (ours)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    args.figures.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figures / f"anwar2015_sensitivity_{setting}_seed{args.seed}.png", dpi=110)
+    draw_anwar_sensitivity(result, f"{setting}_seed{args.seed}", args.figures)  # as the report
     print(f"wrote {args.out / stem}.{{json,md}}")
 
 

@@ -39,6 +39,7 @@ from quantsurvey.methods import build_methods  # noqa: E402
 from quantsurvey.models import create_model  # noqa: E402
 from quantsurvey.nn.layers import weight_layers  # noqa: E402
 from quantsurvey.provenance import git_state, hardware, package_versions  # noqa: E402
+from quantsurvey.report.fixed_point_figures import draw_lin_size, draw_lin_sqnr  # noqa: E402
 from quantsurvey.stages import load_stage  # noqa: E402
 from quantsurvey.threads import set_threads  # noqa: E402
 
@@ -221,7 +222,8 @@ def main() -> None:
     stem = f"analysis_{setting}_seed{seed}{tag}"
     write_json_atomic(args.out / f"{stem}.json", result)
     (args.out / f"{stem}.md").write_text(markdown(result, layers))
-    figures(result, args.figures, f"{setting}_seed{seed}{tag}")
+    draw_lin_sqnr(result, f"{setting}_seed{seed}{tag}", args.figures)  # as quantsurvey-report
+    draw_lin_size(result, f"{setting}_seed{seed}{tag}", args.figures)  # redraws them
     print(f"wrote {args.out / stem}.{{json,md}} in {result['wall_time_s']} s")
 
 
@@ -275,44 +277,6 @@ def markdown(r: dict, layers: list[str]) -> str:
         lines.append(f"- anchor {p['anchor_bits']}: {p['weight_bytes']:.0f} B, "
                      f"{p['test_err']:.2f}% — bits {p['bits']}")
     return "\n".join(lines) + "\n"
-
-
-def figures(r: dict, out: Path, tag: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    pred = [c["predicted_db"] for c in r["combined"]]
-    meas = [c["measured_db"] for c in r["combined"]]
-    ax.scatter(pred, meas)
-    for c in r["combined"]:
-        ax.annotate(f"w{c['weight_bits']}/a{c['input_bits']}",
-                    (c["predicted_db"], c["measured_db"]), fontsize=7)
-    lo, hi = min(pred + meas) - 2, max(pred + meas) + 2
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xlabel("predicted output SQNR (dB), 1/γ = Σ 1/γ_i")
-    ax.set_ylabel("measured output SQNR (dB)")
-    ax.set_title(f"Lin et al. Eq. 13, {tag}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / f"lin2016_sqnr_predicted_vs_measured_{tag}.png", dpi=120)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for key, marker in (("equal", "o"), ("allocated", "s")):
-        pts = sorted(r["curves"][key], key=lambda p: p["weight_bytes"])
-        ax.plot([p["weight_bytes"] / 1024 for p in pts], [p["test_err"] for p in pts],
-                marker=marker, label=f"{key} bit-widths")
-    ax.axhline(r["float_test_err"], color="k", ls=":", lw=0.8, label="float")
-    ax.set_xlabel("weight storage (KiB)")
-    ax.set_ylabel("test error (%)")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.set_title(f"Eq. 18 allocation vs equal bits (no fine-tuning), {tag}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / f"lin2016_size_vs_error_{tag}.png", dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from quantsurvey.report.figure_files import plt, save_png
 
 KEPT_SERIES = (("ADMM + retraining", ["retrain"], "s"),
                ("one-shot magnitude + retraining", ["oneshot"], "^"),
@@ -59,13 +56,6 @@ def kept_record(stages: dict[str, list[dict[str, Any]]], floats: list[dict[str, 
     return record
 
 
-def _save(fig: Any, target: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(target, dpi=120, metadata={"Software": None})  # the same bytes every run
-    plt.close(fig)
-    return target
-
-
 def draw_residuals(record: list[dict[str, Any]], setting: str, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for j, run in enumerate(record):
@@ -80,7 +70,7 @@ def draw_residuals(record: list[dict[str, Any]], setting: str, out: Path) -> Pat
     seeds = sorted({run["seed"] for run in record})
     ax.set_title(f"{setting}: primal residual per layer (seeds {seeds})")
     ax.legend()
-    return _save(fig, out / f"{RESIDUALS}{setting}.png")
+    return save_png(fig, out / f"{RESIDUALS}{setting}.png")
 
 
 def draw_kept(record: dict[str, list[dict[str, Any]]], setting: str, out: Path) -> Path:
@@ -106,7 +96,7 @@ def draw_kept(record: dict[str, list[dict[str, Any]]], setting: str, out: Path) 
     ax.set_ylabel("test error (%)")
     ax.set_title(f"{setting}: error against kept fraction (ours)", fontsize=10)
     ax.legend(fontsize=8)
-    return _save(fig, out / f"{KEPT}{setting}.png")
+    return save_png(fig, out / f"{KEPT}{setting}.png")
 
 
 def write_record(record: Any, png: Path) -> None:

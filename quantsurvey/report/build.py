@@ -2,8 +2,10 @@
 results/tables.tex, results/references.bib, the survey figures
 (results/figures/survey_<setting>.*) and the grid tables and figures from the committed run
 summaries (results/runs/**.json) and the papers' numbers (experiments/<paper>/reported.yaml),
-and redraw the ADMM figures from their committed records (results/figures/admm_*.json, written
-by scripts/plot_admm.py).
+and redraw the ADMM, Lin 2016 and Anwar 2015 analysis figures from their committed records
+(results/figures/admm_*.json from scripts/plot_admm.py; results/lin2016_fixed_point/analysis_*.json
+and results/anwar2015_fixed_point/sensitivity_*.json from scripts/lin2016_analysis.py and
+scripts/anwar_sensitivity.py).
 
 Our figures and the papers' never share a column; every row of ours names its seeds, budget,
 device and commit, and regenerates from a fresh clone. Storage accounting checks (summaries with
@@ -32,6 +34,7 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
+from quantsurvey.report import fixed_point_figures
 from quantsurvey.report.admm_figures import redraw_all
 from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
@@ -675,6 +678,7 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     write_pages(render_pages(rows, experiments_dir, skip_methods=(ACCOUNTING,)), results_dir)
     draw_all(rows, results_dir / "figures")
     redraw_all(results_dir / "figures")
+    fixed_point_figures.redraw_all(results_dir)
     return rows
 
 
@@ -736,6 +740,10 @@ def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
         if admm:
             grids.append(f"redrew {len(admm)} ADMM figures from their records in "
                          f"{args.results / 'figures'}")
+        fixed = fixed_point_figures.redraw_all(args.results)
+        if fixed:
+            grids.append(f"redrew {len(fixed)} Lin 2016 / Anwar 2015 figures from their records "
+                         f"in {args.results / 'figures'}")
         if args.to_wandb:
             from quantsurvey.report.wandb_push import log_report
 

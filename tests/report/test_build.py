@@ -407,6 +407,34 @@ def test_admm_figures_regenerate_from_their_committed_records(tmp_path):
         assert png.read_bytes() == (figures / png.name).read_bytes(), png.name
 
 
+def test_lin_and_anwar_figures_regenerate_from_their_committed_records(tmp_path):
+    """results/figures/lin2016_*.png and anwar2015_sensitivity_*.png are drawn from the records
+    committed in results/lin2016_fixed_point/ and results/anwar2015_fixed_point/ (the scripts
+    write both with the same functions; quantsurvey-report redraws): the same bytes again."""
+    import shutil
+
+    from quantsurvey.report.fixed_point_figures import redraw_all
+    from tests.conftest import REPO
+
+    results = REPO / "results"
+    lin = sorted((results / "lin2016_fixed_point").glob("analysis_*.json"))
+    anwar = sorted((results / "anwar2015_fixed_point").glob("sensitivity_*.json"))
+    assert len(lin) == 2 and len(anwar) == 1
+    for record in lin + anwar:
+        (tmp_path / record.parent.name).mkdir(exist_ok=True)
+        shutil.copy(record, tmp_path / record.parent.name / record.name)
+    (tmp_path / "lin2016_fixed_point" / "optimal_steps.json").write_text("{}")  # not a record
+    drawn = redraw_all(tmp_path)
+    tags = [r.stem.removeprefix("analysis_") for r in lin]
+    assert sorted(p.name for p in drawn) == sorted(
+        [f"lin2016_sqnr_predicted_vs_measured_{t}.png" for t in tags]
+        + [f"lin2016_size_vs_error_{t}.png" for t in tags]
+        + ["anwar2015_sensitivity_lenet5_mnist_seed0.png"])
+    for png in drawn:
+        assert png.parent == tmp_path / "figures"
+        assert png.read_bytes() == (results / "figures" / png.name).read_bytes(), png.name
+
+
 def test_the_kept_record_is_weights_kept_and_errors_per_seed():
     from quantsurvey.report.admm_figures import kept_record
 
