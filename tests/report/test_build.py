@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import shutil
+import subprocess
 
 import pytest
 
@@ -299,6 +301,47 @@ def test_grid_conversions_keep_their_summary_but_not_their_model_file(tmp_path):
                      f"{root}/retrain_w3_a8/seed=0.qsdc"]
 
 
+def test_a_paper_with_more_rows_than_a_page_gets_a_longtable():
+    """Over FLOAT_ROWS rows a `table` float runs off the page (pdflatex: "Float too large"), so
+    that paper's table is a longtable with its header repeated; shorter ones stay floats."""
+    from quantsurvey.report.latex import FLOAT_ROWS, render_latex
+
+    def row(paper, i):
+        return {"paper": paper, "setting": "s", "method": f"m{i}", "metric": "test_err",
+                "reported": "", "ours": "1.000", "ours_std": "", "seeds": "1", "budget": "b"}
+
+    rows = ([row("long_paper", i) for i in range(FLOAT_ROWS + 1)]
+            + [row("short", i) for i in range(FLOAT_ROWS)])
+    tex = render_latex(rows)
+    assert tex.count("\\begin{longtable}{lllrrrl}") == tex.count("\\end{longtable}") == 1
+    assert tex.count("\\begin{table}") == 1
+    long_part = tex[tex.index("\\begin{longtable}"):tex.index("\\end{longtable}")]
+    assert "\\label{tab:long_paper} \\\\" in long_part and "\\endhead" in long_part
+    assert long_part.count("setting & method") == 2  # first page and every later page
+    assert long_part.count("\ns & m") == FLOAT_ROWS + 1  # every row once
+    assert "\\usepackage{longtable}" in tex.splitlines()[1]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="no TeX engine (apt-get install texlive-latex-recommended)")
+def test_committed_tables_tex_compiles_with_pdflatex(tmp_path):
+    """results/tables.tex \\input into an article with the packages its header names: pdflatex
+    succeeds and no float runs off its page."""
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "results" / "tables.tex", tmp_path / "tables.tex")
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{longtable}\n"
+        "\\begin{document}\n\\input{tables.tex}\n\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert done.returncode == 0, log[-2000:]
+    assert "Float too large" not in log
+    assert "Undefined control sequence" not in log
+    assert (tmp_path / "doc.pdf").stat().st_size > 10_000
+
+
 def test_binary_layers_get_their_own_per_layer_table():
     from quantsurvey.report.build import render_layer_tables
 
@@ -391,7 +434,6 @@ def test_survey_figure_shows_ours_with_spread_and_the_papers_hollow(tmp_path):
 def test_admm_figures_regenerate_from_their_committed_records(tmp_path):
     """results/figures/admm_*.png are drawn from the records beside them (scripts/plot_admm.py
     writes both; quantsurvey-report redraws): the same bytes, twice."""
-    import shutil
 
     from quantsurvey.report.admm_figures import redraw_all
     from tests.conftest import REPO
@@ -411,7 +453,6 @@ def test_lin_and_anwar_figures_regenerate_from_their_committed_records(tmp_path)
     """results/figures/lin2016_*.png and anwar2015_sensitivity_*.png are drawn from the records
     committed in results/lin2016_fixed_point/ and results/anwar2015_fixed_point/ (the scripts
     write both with the same functions; quantsurvey-report redraws): the same bytes again."""
-    import shutil
 
     from quantsurvey.report.fixed_point_figures import redraw_all
     from tests.conftest import REPO
