@@ -35,9 +35,16 @@ def is_rank_zero() -> bool:
 
 
 def world_size() -> int:
+    """The run's processes: torch's once DDP is set up, else the launcher's (torchrun:
+    WORLD_SIZE; srun: SLURM_NTASKS, read only in a task srun started, where SLURM_PROCID is set)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if os.environ.get("WORLD_SIZE", "").isdigit():
+        return int(os.environ["WORLD_SIZE"])
+    slurm = os.environ.get("SLURM_PROCID", ""), os.environ.get("SLURM_NTASKS", "")
+    if slurm[0].isdigit() and slurm[1].isdigit():
+        return int(slurm[1])
+    return 1
 
 
 def local_world_size() -> int | None:
@@ -61,6 +68,18 @@ def check_global_batch(batch_size: int, processes: int) -> None:
         raise ConfigError(
             f"data.batch_size={batch_size} is the global batch of a data-parallel run and must "
             f"split evenly over its {processes} processes: choose a multiple of {processes}.")
+
+
+def check_node_count(num_nodes: int) -> None:
+    """trainer.num_nodes must be the nodes the launcher started processes on (Lightning would
+    otherwise wait for processes that never come, or number the ranks wrongly)."""
+    local, total = local_world_size(), world_size()
+    if local and total > 1 and local * num_nodes != total:
+        nodes = f"{total // local}" if total % local == 0 else f"{total}/{local}"
+        raise ConfigError(
+            f"trainer.num_nodes={num_nodes}, but the launcher started {total} processes, {local} "
+            f"per node, i.e. {nodes} node(s): set trainer.num_nodes={nodes} (with "
+            f"hydra/launcher=slurm_ddp: the same as hydra.launcher.nodes).")
 
 
 def barrier() -> None:

@@ -83,6 +83,7 @@ def _train(rc: RunConfig, resolved: dict, run_dir: Path, git: dict, start: float
         if processes == 1 and isinstance(t.devices, int):  # Lightning will start them
             processes = t.devices * t.num_nodes
         distributed.check_global_batch(rc.data.batch_size, processes)
+        distributed.check_node_count(t.num_nodes)
     set_threads(rc.trainer.threads)
     dm, ctx, model, methods, stage_info = assemble.prepare_run(rc, run_dir)
     clock = WallClock(start)

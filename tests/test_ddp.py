@@ -34,7 +34,8 @@ RUN = ["pipeline={}", "data=synthetic", "data.augment=none", "trainer.max_epochs
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR",
-                        "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS_PER_NODE")}
+                        "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE",
+                        "LOCAL_WORLD_SIZE")}
     (tmp_path / "scratch").mkdir(exist_ok=True)
     env.update(TMPDIR=str(tmp_path / "scratch"), OMP_NUM_THREADS="1", WANDB_SILENT="true",
                WANDB_MODE="offline", QUANTSURVEY_DATA=str(tmp_path / "data"),
@@ -149,3 +150,44 @@ def test_a_global_batch_that_does_not_split_over_the_processes_is_refused(tmp_pa
     assert done.returncode != 0
     assert "data.batch_size=63 is the global batch" in done.stderr
     assert not list((tmp_path / "out").rglob("summary.json"))
+
+
+LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK",
+                "SLURM_PROCID", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE")
+
+
+def test_ranks_and_node_count_under_srun(monkeypatch):
+    """A task that srun started (SLURM_PROCID set) takes its rank and the run's size from SLURM;
+    trainer.num_nodes must be the nodes srun used, else one message names the value to set."""
+    from quantsurvey import distributed
+    from quantsurvey.errors import ConfigError
+
+    for key in LAUNCHER_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "8")  # an sbatch script's own shell: not a task of srun
+    assert distributed.world_size() == 1 and distributed.global_rank() == 0
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")
+    assert (distributed.global_rank(), distributed.world_size(),
+            distributed.local_world_size()) == (5, 8, 4)
+    distributed.check_node_count(2)
+    with pytest.raises(ConfigError, match=r"trainer.num_nodes=1, but the launcher started 8 "
+                                          r"processes, 4 per node, i.e. 2 node\(s\): set "
+                                          r"trainer.num_nodes=2"):
+        distributed.check_node_count(1)
+    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun's variables win where both are set
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    distributed.check_node_count(1)
+    with pytest.raises(ConfigError, match="set trainer.num_nodes=1 "):
+        distributed.check_node_count(2)
+
+
+def test_a_node_count_the_launcher_did_not_use_is_refused_before_anything_is_written(tmp_path):
+    env = {**_env(tmp_path), "SLURM_PROCID": "0", "SLURM_NTASKS": "4",
+           "SLURM_NTASKS_PER_NODE": "2"}
+    done = subprocess.run([sys.executable, "-m", "quantsurvey.cli", *RUN, "trainer=ddp",
+                           "trainer.accelerator=cpu", f"paths.output_dir={tmp_path / 'out'}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "set trainer.num_nodes=2" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.json"))

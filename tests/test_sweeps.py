@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 from omegaconf import OmegaConf
 
@@ -65,7 +66,15 @@ def test_a_job_that_fails_under_the_joblib_launcher_is_reported_by_the_launching
     assert status == {1e6: "failed", 0.1: "finished"}
 
 
-def test_the_slurm_launcher_renders_its_submission_script(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("launcher", "expected"), [
+    (["hydra/launcher=slurm"], ("#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8",
+                                "#SBATCH --ntasks-per-node=1", "#SBATCH --nodes=1")),
+    # data parallel: one task (one process) per GPU, on every node
+    (["hydra/launcher=slurm_ddp", "hydra.launcher.nodes=2", "hydra.launcher.gpus_per_node=8"],
+     ("#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=4", "#SBATCH --ntasks-per-node=8",
+      "#SBATCH --nodes=2"))])
+def test_the_slurm_launcher_renders_its_submission_script(tmp_path, monkeypatch, launcher,
+                                                          expected):
     import submitit
 
     bin_dir = tmp_path / "bin"  # submitit looks for srun before it renders anything
@@ -80,7 +89,7 @@ def test_the_slurm_launcher_renders_its_submission_script(tmp_path, monkeypatch)
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", return_hydra_config=True, overrides=[
-            "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.account=lab",
+            *launcher, "hydra.launcher.partition=gpu", "hydra.launcher.account=lab",
             "hydra.launcher.timeout_min=90", f"paths.output_dir={tmp_path}"])
     # what hydra-submitit-launcher does with these settings before it submits
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
@@ -95,8 +104,7 @@ def test_the_slurm_launcher_renders_its_submission_script(tmp_path, monkeypatch)
                                                          "uid")
     lines = set(text.splitlines())
     for line in ("#SBATCH --partition=gpu", "#SBATCH --account=lab", "#SBATCH --time=90",
-                 "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8",
-                 "#SBATCH --ntasks-per-node=1", "#SBATCH --nodes=1", "#SBATCH --mem=32GB"):
+                 "#SBATCH --mem=32GB", *expected):
         assert line in lines, (line, text)
     assert "python -m quantsurvey.cli seed=0" in text
 
