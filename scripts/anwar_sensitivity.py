@@ -32,6 +32,7 @@ from quantsurvey.nn.layers import weight_layers  # noqa: E402
 from quantsurvey.pipeline import stage_dir  # noqa: E402
 from quantsurvey.provenance import git_state  # noqa: E402
 from quantsurvey.report.fixed_point_figures import draw_anwar_sensitivity  # noqa: E402
+from quantsurvey.report.fixed_point_tables import anwar_sensitivity_md  # noqa: E402
 
 BITS = (2, 3, 4, 6, 8)
 
@@ -80,18 +81,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"sensitivity_{setting}_seed{args.seed}"
     write_json_atomic(args.out / f"{stem}.json", result)
-    lines = [f"# Layer-wise sensitivity, {setting}, seed {args.seed}", "",
-             f"Test error (%) with one layer's weights quantized (L2-optimal step, Anwar et al.), "
-             f"every other layer and every activation float; float model "
-             f"{floats['test/err']:.2f}%. Command: `{result['command']}` (git "
-             f"{git['commit'][:10]}, dirty={git['dirty']}, {result['wall_time_s']} s).", "",
-             "| layer | " + " | ".join(f"{b} bits" for b in BITS) + " |",
-             "|---|" + "---:|" * len(BITS)]
-    for layer in layers:
-        cells = [f"{r['test_err']:.2f}" for r in rows if r["layer"] == layer]
-        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
-    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-
+    record = json.loads((args.out / f"{stem}.json").read_text())  # as quantsurvey-report reads it
+    (args.out / f"{stem}.md").write_text(anwar_sensitivity_md(record, setting, args.seed))
     draw_anwar_sensitivity(result, f"{setting}_seed{args.seed}", args.figures)  # as the report
     print(f"wrote {args.out / stem}.{{json,md}}")
 

@@ -12,6 +12,7 @@ Writes results/lin2016_fixed_point/step_rules_<setting>_seed<s>.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from lin2016_analysis import load_float_run, logits, quantized, test_error  # no
 from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
 from quantsurvey.compress.sqnr import sqnr_db  # noqa: E402
 from quantsurvey.provenance import git_state, hardware  # noqa: E402
+from quantsurvey.report.fixed_point_tables import step_rules_md  # noqa: E402
 from quantsurvey.threads import set_threads  # noqa: E402
 
 RULES = {
@@ -68,19 +70,8 @@ def main() -> None:
     stem = f"step_rules_{summary['setting']}_seed{summary['seed']}"
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / f"{stem}.json", result)
-    lines = [f"# Step rules for a fixed-point conversion without fine-tuning: {args.run}", "",
-             f"Float test error {result['float_test_err']:.2f}% (budget {summary['budget']}). "
-             f"Every conv / fc layer's weight and input quantized, steps rounded to a power of "
-             f"two, activation statistics from 10 training batches. Command: "
-             f"`{result['command']}` (git {git['commit'][:10]}, dirty={git['dirty']}, "
-             f"{result['wall_time_s']} s).", "",
-             "| rule | " + " | ".join(f"w{w}/a{a} error %, logit SQNR dB" for w, a in BITS) + " |",
-             "|---|" + "---:|" * len(BITS)]
-    for rule in RULES:
-        cells = [f"{r['test_err']:.2f}, {r['logit_sqnr_db']:.1f}" for r in rows
-                 if r["rule"] == rule]
-        lines.append(f"| {rule.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
-    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    record = json.loads((args.out / f"{stem}.json").read_text())  # as quantsurvey-report reads it
+    (args.out / f"{stem}.md").write_text(step_rules_md(record))
     print(f"wrote {args.out / stem}.{{json,md}}")
 
 

@@ -40,6 +40,7 @@ from quantsurvey.models import create_model  # noqa: E402
 from quantsurvey.nn.layers import weight_layers  # noqa: E402
 from quantsurvey.provenance import git_state, hardware, package_versions  # noqa: E402
 from quantsurvey.report.fixed_point_figures import draw_lin_size, draw_lin_sqnr  # noqa: E402
+from quantsurvey.report.fixed_point_tables import lin_analysis_md  # noqa: E402
 from quantsurvey.stages import load_stage  # noqa: E402
 from quantsurvey.threads import set_threads  # noqa: E402
 
@@ -221,62 +222,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"analysis_{setting}_seed{seed}{tag}"
     write_json_atomic(args.out / f"{stem}.json", result)
-    (args.out / f"{stem}.md").write_text(markdown(result, layers))
+    record = json.loads((args.out / f"{stem}.json").read_text())  # as quantsurvey-report reads it
+    (args.out / f"{stem}.md").write_text(lin_analysis_md(record))
     draw_lin_sqnr(result, f"{setting}_seed{seed}{tag}", args.figures)  # as quantsurvey-report
     draw_lin_size(result, f"{setting}_seed{seed}{tag}", args.figures)  # redraws them
     print(f"wrote {args.out / stem}.{{json,md}} in {result['wall_time_s']} s")
-
-
-def _fmt(v, spec=".2f"):
-    return "–" if v is None else (f"{v:{spec}}" if isinstance(v, float) else str(v))
-
-
-def markdown(r: dict, layers: list[str]) -> str:
-    lines = [
-        f"# Lin et al. 2016 analysis: {r['float_run']['dir']}",
-        "",
-        f"Float model: {r['float_run']['paper']} float stage, budget {r['float_run']['budget']}, "
-        f"test error {r['float_test_err']:.2f}% (re-evaluated here). Steps: {r['step_rule']}. "
-        f"No fine-tuning: every number below is the converted model. SQNR on the logits of "
-        f"{r['sqnr_images']} validation images; test error on the full test set. κ for the "
-        f"allocation {r['kappa_for_allocation']} dB/bit; measured median weight-SQNR slope "
-        f"(4 → 8 bits) {r['kappa_measured_median_db_per_bit']:.2f} dB/bit.",
-        f"Command: `{r['command']}` (git {r['git']['commit'][:10]}, dirty={r['git']['dirty']}, "
-        f"{r['wall_time_s']} s, {r['threads']} thread(s)).",
-        "",
-        "## Per-layer SQNR (dB): the tensor's own, and the output SQNR it causes alone",
-        "",
-        "| layer | params | " + " | ".join(f"w{b} tensor / out" for b in WEIGHT_BITS) + " | "
-        + " | ".join(f"in{b} tensor / out" for b in ACT_BITS) + " |",
-        "|---|---:|" + "---:|" * (len(WEIGHT_BITS) + len(ACT_BITS)),
-    ]
-    for n in layers:
-        a = r["alone"][n]
-        cells = [f"{a['weight'][b]['tensor_db']:.1f} / {a['weight'][b]['output_db']:.1f}"
-                 for b in WEIGHT_BITS]
-        cells += [f"{a['input'][b]['tensor_db']:.1f} / {a['input'][b]['output_db']:.1f}"
-                  for b in ACT_BITS]
-        lines.append(f"| {n} | {a['params']} | " + " | ".join(cells) + " |")
-    lines += ["", "## Output SQNR: harmonic prediction (Eq. 13) against measurement", "",
-              "| weight bits | input bits | predicted dB | measured dB | difference dB |",
-              "|---|---|---:|---:|---:|"]
-    for c in r["combined"]:
-        lines.append(f"| {c['weight_bits']} | {c['input_bits']} | {c['predicted_db']:.2f} | "
-                     f"{c['measured_db']:.2f} | {c['measured_db'] - c['predicted_db']:+.2f} |")
-    lines += ["", "## Weight bytes against test error: equal bit-widths and Eq. 18 allocation "
-              "(inputs 8 bits, no fine-tuning)", "",
-              "| equal bits | error % | weight bytes | allocated: anchor | error % | weight bytes "
-              "| smaller |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for c in r["comparison"]:
-        smaller = "–" if c["smaller_pct"] is None else f"{c['smaller_pct']:.1f}%"
-        lines.append(f"| {c['equal_bits']} | {c['equal_err']:.2f} | {c['equal_bytes']:.0f} | "
-                     f"{_fmt(c['allocated_anchor'])} | {_fmt(c['allocated_err'])} | "
-                     f"{_fmt(c['allocated_bytes'], '.0f')} | {smaller} |")
-    lines += ["", "Allocated points (anchor: the largest layer's bits):", ""]
-    for p in r["curves"]["allocated"]:
-        lines.append(f"- anchor {p['anchor_bits']}: {p['weight_bytes']:.0f} B, "
-                     f"{p['test_err']:.2f}% — bits {p['bits']}")
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

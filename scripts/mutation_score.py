@@ -31,6 +31,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from quantsurvey.report.mutation_table import render_table  # noqa: E402
+
 # module → the tests that exercise it (the goal: ≥ 90% killed in compress/, nn/ and export,
 # ≥ 80% elsewhere)
 MODULES = {
@@ -39,6 +43,10 @@ MODULES = {
     "quantsurvey/compress/binary.py": ["tests/methods/test_binary.py"],
     "quantsurvey/compress/xnor_popcount.py": ["tests/methods/test_binary.py"],
     "quantsurvey/compress/fixed_point.py": ["tests/compress/test_fixed_point.py"],
+    "quantsurvey/compress/pruning.py": ["tests/compress/test_pruning.py"],
+    "quantsurvey/compress/kmeans.py": ["tests/compress/test_kmeans.py"],
+    "quantsurvey/compress/huffman.py": ["tests/compress/test_huffman_and_index.py"],
+    "quantsurvey/compress/sparse_index.py": ["tests/compress/test_huffman_and_index.py"],
     "quantsurvey/atomic_io.py": ["tests/test_atomic_writes.py"],
     "quantsurvey/compress/shift.py": ["tests/methods/test_shift_based.py"],
     "quantsurvey/nn/shift_batchnorm.py": ["tests/methods/test_shift_based.py"],
@@ -110,29 +118,6 @@ def summarize(session: Path, module: str, tests: list[str]) -> dict:
     return {"module": module, "tests": tests, **counts, "mutants": total,
             "score_pct": round(100.0 * killed / total, 1) if total else None,
             "goal_pct": goal(module), "survivors": survivors}
-
-
-def render_table(out: Path) -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
-    lines = ["# Mutation scores (cosmic-ray)", "",
-             "`python scripts/mutation_score.py --modules …` (see its docstring). Score = killed ÷ "
-             "(killed + survived), incompetent and timed-out mutants counted as killed, at the "
-             "commit named (the tests of that commit). Each module's JSON lists its surviving "
-             "mutants; a reason 'killed since' means a later test kills it (re-applied by hand); "
-             "a re-run at a newer commit gives the new score.", "",
-             "| module | tests | mutants | killed | survived | score % | goal % | commit | "
-             "wall s |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        killed = r["killed"] + r["incompetent"] + r["timeout"]
-        lines.append(f"| {r['module']} | {', '.join(r['tests'])} | {r['mutants']} | {killed} | "
-                     f"{r['survived']} | {r['score_pct']} | {r['goal_pct']:.0f} | "
-                     f"{r.get('commit', '?')} | {r['wall_s']} |")
-    for r in rows:
-        if r["survivors"]:
-            lines += ["", f"Surviving mutants of {r['module']} (line, operator: why it lives):", ""]
-            lines += [f"- line {s['line']}, {s['operator']}: {s.get('reason', 'not yet examined')}"
-                      for s in r["survivors"]]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ step, SQNR on its own distribution (dB) and dB per bit.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ sys.path.insert(0, str(REPO))
 from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
 from quantsurvey.compress.optimal_quantizer import optimal_table  # noqa: E402
 from quantsurvey.provenance import git_state  # noqa: E402
+from quantsurvey.report.fixed_point_tables import optimal_steps_md  # noqa: E402
 
 
 def main() -> None:
@@ -31,24 +33,8 @@ def main() -> None:
         "what": "MSE-optimal step of a b-bit uniform quantizer on a unit-variance density "
                 "(quantsurvey.compress.optimal_quantizer); SQNR = 10·log10(1/MSE)",
         "git": git_state(), "wall_time_s": round(time.time() - start, 1), "rows": rows})
-    lines = ["# Optimal uniform quantizer steps (unit variance)", "",
-             "Computed by `python scripts/optimal_steps_table.py` "
-             "(quantsurvey.compress.optimal_quantizer: exact MSE by quadrature per cell, "
-             "minimised over the step). Lin et al. 2016 Table 1 (Gaussian, mid-rise): "
-             "1 bit 1.596, 2 bits 0.996 — the paper's figures, not ours.", ""]
-    for dist in ("gaussian", "laplacian", "uniform"):
-        lines += [f"## {dist}", "",
-                  "| bits | mid-rise step | SQNR dB | dB/bit | zero-level step | SQNR dB "
-                  "| dB/bit |",
-                  "|---:|---:|---:|---:|---:|---:|---:|"]
-        for b in range(1, 17):
-            mr, zl = (next(r for r in rows if r["distribution"] == dist and r["bits"] == b
-                           and r["levels"] == lv) for lv in ("mid_rise", "zero_level"))
-            lines.append(f"| {b} | {mr['step']:.6g} | {mr['sqnr_db']:.2f} | "
-                         f"{mr['db_per_bit']:.2f} | {zl['step']:.6g} | {zl['sqnr_db']:.2f} | "
-                         f"{zl['db_per_bit']:.2f} |")
-        lines.append("")
-    (args.out / "optimal_steps.md").write_text("\n".join(lines))
+    record = json.loads((args.out / "optimal_steps.json").read_text())  # as the report reads it
+    (args.out / "optimal_steps.md").write_text(optimal_steps_md(record))
     print(f"wrote {args.out}/optimal_steps.{{json,md}}")
 
 

@@ -2,10 +2,11 @@
 results/tables.tex, results/references.bib, the survey figures
 (results/figures/survey_<setting>.*) and the grid tables and figures from the committed run
 summaries (results/runs/**.json) and the papers' numbers (experiments/<paper>/reported.yaml),
-and redraw the ADMM, Lin 2016 and Anwar 2015 analysis figures from their committed records
-(results/figures/admm_*.json from scripts/plot_admm.py; results/lin2016_fixed_point/analysis_*.json
-and results/anwar2015_fixed_point/sensitivity_*.json from scripts/lin2016_analysis.py and
-scripts/anwar_sensitivity.py).
+and redraw the ADMM, Lin 2016 and Anwar 2015 analysis figures, and rewrite the latter two's
+tables, from the records committed beside them (results/figures/admm_*.json from
+scripts/plot_admm.py; results/lin2016_fixed_point/*.json and results/anwar2015_fixed_point/*.json
+from scripts/lin2016_analysis.py, fixed_point_step_rules.py, optimal_steps_table.py and
+anwar_sensitivity.py), and results/mutation/README.md from the mutation records beside it.
 
 Our figures and the papers' never share a column; every row of ours names its seeds, budget,
 device and commit, and regenerates from a fresh clone. Storage accounting checks (summaries with
@@ -34,7 +35,7 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
-from quantsurvey.report import fixed_point_figures
+from quantsurvey.report import fixed_point_figures, fixed_point_tables, mutation_table
 from quantsurvey.report.admm_figures import redraw_all
 from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
@@ -638,8 +639,22 @@ def render(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
     accounting = render_accounting(summaries)
     if accounting:
         text += "\n" + accounting
+    text += ("\n## Written by hand\n\nEvery other table and figure in results/ is rewritten by "
+             "`quantsurvey-report`; these notes are not (each names the commands behind its "
+             "figures):\n\n" + "".join(f"- [{path}]({path}): {what}\n"
+                                        for path, what in HAND_WRITTEN.items()))
     return rows, render_csv(rows), text
 
+
+# notes in results/ that quantsurvey-report does not write (prose around measured figures)
+HAND_WRITTEN = {
+    "benchmarks/README.md": "speed and overhead benchmarks (scripts/bench_*.py; their records "
+                            "are the JSON files beside it)",
+    "seam_equivalence.md": "the method seam changed no Deep Compression number "
+                           "(scripts/compare_code_versions.sh)",
+    "prune_recipe_search.md": "the prune-schedule search (scripts/prune_recipe_search.py, from "
+                              "runs that are not committed)",
+}
 
 FRAMEWORK_BIB = """@software{quantsurvey,
   title  = {quantsurvey: reproducible re-runs of the model-compression papers of a quantization
@@ -679,6 +694,8 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
     draw_all(rows, results_dir / "figures")
     redraw_all(results_dir / "figures")
     fixed_point_figures.redraw_all(results_dir)
+    fixed_point_tables.rewrite_all(results_dir)
+    mutation_table.rewrite(results_dir)
     return rows
 
 
@@ -741,9 +758,12 @@ def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
             grids.append(f"redrew {len(admm)} ADMM figures from their records in "
                          f"{args.results / 'figures'}")
         fixed = fixed_point_figures.redraw_all(args.results)
-        if fixed:
-            grids.append(f"redrew {len(fixed)} Lin 2016 / Anwar 2015 figures from their records "
-                         f"in {args.results / 'figures'}")
+        tables = fixed_point_tables.rewrite_all(args.results)
+        if mutation_table.rewrite(args.results):
+            grids.append(f"rewrote {args.results / 'mutation' / 'README.md'} from its records")
+        if fixed or tables:
+            grids.append(f"redrew {len(fixed)} Lin 2016 / Anwar 2015 figures and rewrote "
+                         f"{len(tables)} of their tables from their records")
         if args.to_wandb:
             from quantsurvey.report.wandb_push import log_report
 
