@@ -1,6 +1,7 @@
 """`quantsurvey-report`: rebuild results/results.csv, results/README.md, results/<paper>.md,
 results/tables.tex, results/references.bib, the survey figures
-(results/figures/survey_<setting>.*) and the grid tables and figures from the committed run
+(results/figures/survey_<setting>.*), the per-layer kept fractions of the pruned models
+(results/figures/kept_per_layer_<setting>.*) and the grid tables and figures from the committed run
 summaries (results/runs/**.json) and the papers' numbers (experiments/<paper>/reported.yaml),
 and redraw the ADMM, Lin 2016 and Anwar 2015 analysis figures, and rewrite the latter two's
 tables, from the records committed beside them (results/figures/admm_*.json from
@@ -35,7 +36,12 @@ import yaml
 
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
-from quantsurvey.report import fixed_point_figures, fixed_point_tables, mutation_table
+from quantsurvey.report import (
+    fixed_point_figures,
+    fixed_point_tables,
+    layer_kept_figure,
+    mutation_table,
+)
 from quantsurvey.report.admm_figures import redraw_all
 from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
@@ -47,6 +53,8 @@ COLUMNS = ["paper", "setting", "method", "model", "dataset", "metric", "reported
            "ours_std", "seeds", "budget", "device", "commit"]
 METRICS = ("test_err", "top1_err", "top5_err", "ratio", "weight_ratio", "size_kb", "kept_pct")
 _IDENTITY = ("paper", "setting", "method", "model", "dataset")
+# a reported.yaml row: its identity, the paper's metrics, and optionally its per-layer kept %
+REPORTED_ROW_KEYS = (*_IDENTITY[1:], "metrics", "layer_kept_pct")
 # methods that quantize without pruning (their incidental zeros are not a kept fraction)
 QUANTIZE_ONLY = ("fixed_point", "fixed_point_allocated", "bnn", "bwn", "xnor")
 ACCOUNTING = "storage_accounting"  # storage-only checks on random-init weights: not reproductions
@@ -422,6 +430,10 @@ def load_reported(experiments_dir: Path) -> list[dict[str, Any]]:
             raise ReportError(f"{path}: paper {paper!r} must equal its folder name "
                               f"{path.parent.name!r}.")
         for row in doc.get("rows", []):
+            unknown_keys = sorted(set(row) - set(REPORTED_ROW_KEYS))
+            if unknown_keys:
+                raise ReportError(f"{path}: unknown key(s) {unknown_keys} in the row {row}; "
+                                  f"allowed: {list(REPORTED_ROW_KEYS)}.")
             metrics = row.get("metrics", {})
             unknown = sorted(set(metrics) - set(METRICS))
             if unknown:
@@ -692,6 +704,7 @@ def build(results_dir: Path, experiments_dir: Path) -> list[dict[str, str]]:
            render_latex(rows, skip_methods=(ACCOUNTING,)))
     write_pages(render_pages(rows, experiments_dir, skip_methods=(ACCOUNTING,)), results_dir)
     draw_all(rows, results_dir / "figures")
+    layer_kept_figure.draw_all(summaries, experiments_dir, results_dir / "figures")
     redraw_all(results_dir / "figures")
     fixed_point_figures.redraw_all(results_dir)
     fixed_point_tables.rewrite_all(results_dir)
@@ -752,6 +765,8 @@ def _main(args: argparse.Namespace, pulled_dir: Path) -> None:
         _write(args.results, csv_text, readme, bib, tex)
         write_pages(pages, args.results)
         figures = draw_all(rows, args.results / "figures")
+        figures += layer_kept_figure.draw_all(list(plan.runs.values()), args.experiments,
+                                              args.results / "figures")
         grids = write_grids(args.results)
         admm = redraw_all(args.results / "figures")
         if admm:

@@ -81,6 +81,36 @@ def test_reported_yaml_is_checked(tmp_path):
     (folder / "reported.yaml").write_text("paper: other\nrows: []\n")
     with pytest.raises(ReportError, match="must equal its folder name"):
         load_reported(tmp_path)
+    (folder / "reported.yaml").write_text(  # a misspelt key would silently drop the paper's figures
+        "paper: han2015_pruning\nrows:\n  - {setting: s, model: m, dataset: d, method: pruned,"
+        " metrics: {test_err: 1.0}, layer_kept: {fc1: 8}}\n")
+    with pytest.raises(ReportError, match=r"unknown key\(s\) \['layer_kept'\]"):
+        load_reported(tmp_path)
+
+
+def test_kept_per_layer_figure_takes_ours_per_seed_and_the_papers_per_layer(tmp_path):
+    from quantsurvey.report.layer_kept_figure import draw_all, ours_per_layer, papers_per_layer
+
+    pruned = [_summary(seed, 1.5, method="pruned", compression={"prune_kept_pct": kept})
+              for seed, kept in ((1, {"fc1": 8.0, "fc2": 9.5}), (0, {"fc1": 7.0, "fc2": 9.0}))]
+    other = _summary(0, 1.4, setting="lenet5_mnist", compression={"dropout": {}})
+    ours = ours_per_layer([*pruned, other, _summary(0, 1.3)])
+    assert ours == {"lenet300_100_mnist": {"han2015_pruning: pruned [cpu-30ep]": [
+        {"fc1": 7.0, "fc2": 9.0}, {"fc1": 8.0, "fc2": 9.5}]}}  # seed order; unpruned runs left out
+    folder = tmp_path / "exp" / "han2015_pruning"
+    folder.mkdir(parents=True)
+    (folder / "reported.yaml").write_text(
+        "paper: han2015_pruning\nrows:\n  - {setting: lenet300_100_mnist, model: m, dataset: d,"
+        " method: pruned, metrics: {ratio: 12}, layer_kept_pct: {fc1: 8, fc2: 9}}\n"
+        "  - {setting: lenet300_100_mnist, model: m, dataset: d, method: float,"
+        " metrics: {test_err: 1.64}}\n")
+    assert papers_per_layer(tmp_path / "exp") == {
+        "lenet300_100_mnist": {"han2015_pruning: pruned (paper)": {"fc1": 8.0, "fc2": 9.0}}}
+    paths = draw_all([*pruned, other], tmp_path / "exp", tmp_path / "fig")
+    assert [p.name for p in paths] == ["kept_per_layer_lenet300_100_mnist.png",
+                                       "kept_per_layer_lenet300_100_mnist.pdf"]
+    again = draw_all([*pruned, other], tmp_path / "exp", tmp_path / "fig2")
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
 
 
 def test_cli_collects_and_rebuilds(tmp_path, capsys):
