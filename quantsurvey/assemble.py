@@ -18,7 +18,7 @@ from quantsurvey.data import create_datamodule
 from quantsurvey.methods import Method, StageContext, build_methods
 from quantsurvey.models import create_model
 from quantsurvey.nn.quant import architecture_params
-from quantsurvey.provenance import hardware, package_versions
+from quantsurvey.provenance import command_line, hardware, package_versions
 
 
 def build_datamodule(rc: RunConfig, setup: bool = True) -> pl.LightningDataModule:
@@ -269,7 +269,8 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
         "seed": rc.seed, "budget": rc.budget, "epochs": epochs, "metrics": metrics,
         "data": {"root": str(Path(rc.data.root).resolve()), **dm.split_sizes()},
         "params": architecture_params(model),
-        "config": resolved, "git": git, "versions": package_versions(),
+        "config": resolved, **command_line(),
+        "git": git, "versions": package_versions(),
         "hardware": {**hardware(), "processes": distributed.world_size()},
         "wall_time_s": round(wall_time_s, 2),
         "wall_time_before_resume_s": round(before_resume_s, 2), "resumed": resumed,

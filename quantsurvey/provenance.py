@@ -65,3 +65,18 @@ def hardware() -> dict[str, Any]:
     return {"cpu": cpu, "cpu_cores": cores, "torch_threads": torch.get_num_threads(),
             "gpus": gpus, "platform": platform.platform(),
             "device": f"{gpus[0]} x{len(gpus)}" if gpus else f"cpu {cores} cores"}
+
+
+def command_line() -> dict[str, Any]:
+    """This run's command: Hydra's task overrides (for a sweep, this job's) and the command they
+    make, so that the run can be composed again from today's configs; empty outside a Hydra
+    command (a script or a test composing its own config)."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    overrides = list(HydraConfig.get().overrides.task)
+    return {"command": " ".join(["quantsurvey", *(shlex.quote(o) for o in overrides)]),
+            "overrides": overrides}

@@ -28,12 +28,14 @@ import statistics
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from quantsurvey.cli import CONF_DIR
 from quantsurvey.errors import QuantsurveyError
 from quantsurvey.provenance import REPO_ROOT
 from quantsurvey.report import (
@@ -46,6 +48,7 @@ from quantsurvey.report.admm_figures import redraw_all
 from quantsurvey.report.grid import write_grids
 from quantsurvey.report.latex import render_latex
 from quantsurvey.report.paper_pages import render_pages, write_pages
+from quantsurvey.report.recipe_drift import RecipeDrift
 from quantsurvey.report.survey_figure import draw_all
 from quantsurvey.rundir import recipe as run_recipe
 
@@ -462,10 +465,20 @@ def _budget_label(summary: dict[str, Any]) -> str:
     return summary["budget"]
 
 
-def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
+def _commit_label(s: dict[str, Any], changed: bool = False) -> str:
+    """The run's commit; +dirty: uncommitted edits then; +config-changed: today's configs give
+    its stage another recipe (RecipeDrift)."""
+    return ((s.get("git", {}).get("commit") or "unknown")[:12]
+            + ("+dirty" if s.get("git", {}).get("dirty") else "")
+            + ("+config-changed" if changed else ""))
+
+
+def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]],
+               drift: Callable[[dict[str, Any]], str | None] | None = None
                ) -> list[dict[str, str]]:
     """One row per (paper, setting, method, metric[, budget]); ours = mean (std) over seeds,
-    which must be seeds of one recipe (check_groups)."""
+    which must be seeds of one recipe (check_groups); `drift(summary)` says whether today's
+    configs give a run another recipe."""
     check_groups(summaries)
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for s in summaries:  # check_groups: one model and dataset per (paper, setting, method, budget)
@@ -477,8 +490,7 @@ def build_rows(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
             for metric, value in summary_metrics(s).items():
                 per_metric[metric].append(value)
         devices = sorted({s.get("hardware", {}).get("device", "?") for s in runs})
-        commits = sorted({(s.get("git", {}).get("commit") or "unknown")[:12]
-                          + ("+dirty" if s.get("git", {}).get("dirty") else "") for s in runs})
+        commits = sorted({_commit_label(s, bool(drift and drift(s))) for s in runs})
         for metric, values in per_metric.items():
             ours[(*ident, metric)].append({
                 "ours": _fmt(statistics.fmean(values)),
@@ -515,7 +527,10 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
              "`budget` is `paper` where the paper's schedule was followed, else a label of the "
              "shortened or substituted schedule (see the experiment config's header). "
              "`commit` lists the commits the runs started from; `+dirty` means the working "
-             "tree had uncommitted edits then. Each summary also records its command's "
+             "tree had uncommitted edits then; `+config-changed` that today's configs, "
+             "composed with the run's recorded command-line overrides, give it another recipe "
+             "(listed at the end; runs made before the overrides were recorded are not "
+             "checked). Each summary also records its command's "
              "config, package versions, hardware (torch thread count included) and wall time.",
              ""]
     by_paper: dict[str, list[dict[str, str]]] = defaultdict(list)
@@ -628,8 +643,7 @@ def render_accounting(summaries: list[dict[str, Any]]) -> str:
         size = statistics.fmean(stored) if stored else None
         orig = statistics.fmean(original) if original else None
         ratio = f"{orig / size:.1f}×" if size and orig else ""
-        commits = sorted({(s.get("git", {}).get("commit") or "unknown")[:12]
-                          + ("+dirty" if s.get("git", {}).get("dirty") else "") for s in runs})
+        commits = sorted({_commit_label(s) for s in runs})
         lines.append(f"| {paper} | {setting} | {name} | {'' if size is None else f'{size:,.0f}'} | "
                      f"{'' if orig is None else f'{orig:,.0f}'} | {ratio} | {len(runs)} | "
                      f"{budget} | {';'.join(commits)} |")
@@ -640,10 +654,29 @@ def render_accounting(summaries: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
-           ) -> tuple[list[dict[str, str]], str, str]:
+def render_drift(summaries: list[dict[str, Any]], changes: dict[int, str | None]) -> str:
+    """The runs marked +config-changed, each with the first recipe key that differs."""
+    lines = [f"| {s['paper']} | {s['setting']} | {s.get('stage') or s.get('name')} | {s['seed']} "
+             f"| {_commit_label(s)} | {changes[id(s)]} |"
+             for s in sorted(summaries, key=lambda s: (s["paper"], s["setting"],
+                                                       s.get("stage") or "", s["seed"]))
+             if changes[id(s)]]
+    if not lines:
+        return ""
+    return ("\n## Runs whose config has changed since they ran (`+config-changed`)\n\n"
+            "Today's configs, composed with the run's own command-line overrides, give its stage "
+            "another recipe (the first key that differs: the run's value, then today's). Run "
+            "them again or restore the config.\n\n"
+            "| paper | setting | stage | seed | commit | first difference |\n"
+            "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(lines) + "\n")
+
+
+def render(summaries: list[dict[str, Any]], reported: list[dict[str, Any]],
+           conf_dir: Path | str = CONF_DIR) -> tuple[list[dict[str, str]], str, str]:
     """The table's rows, results.csv and README.md."""
-    rows = build_rows(summaries, reported)
+    drift = RecipeDrift(conf_dir)
+    changes = {id(s): drift.check(s) for s in summaries}
+    rows = build_rows(summaries, reported, lambda s: changes[id(s)])
     tables = render_layer_tables([s for s in summaries if s["method"] != ACCOUNTING])
     text = render_markdown(rows)
     if tables:
@@ -651,6 +684,7 @@ def render(summaries: list[dict[str, Any]], reported: list[dict[str, Any]]
     accounting = render_accounting(summaries)
     if accounting:
         text += "\n" + accounting
+    text += render_drift(summaries, changes)
     text += ("\n## Written by hand\n\nEvery other table and figure in results/ is rewritten by "
              "`quantsurvey-report`; these notes are not (each names the commands behind its "
              "figures):\n\n" + "".join(f"- [{path}]({path}): {what}\n"
