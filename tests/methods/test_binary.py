@@ -69,6 +69,22 @@ def test_alpha_is_mean_abs_per_output_filter_and_k_is_the_box_filtered_channel_m
     assert input_scale_map(x, (3, 3), stride=1, padding=1).shape == (1, 1, 3, 3)
 
 
+def test_k_of_a_non_square_strided_padded_kernel_matches_a_loop_over_windows():
+    """K = box-filtered channel mean of |I| (Rastegari §3.2) for a 3×2 kernel, stride 2,
+    padding 1: every output is the mean over its w·h window, the zero padding included (a 2×2
+    kernel cannot tell w·h from w + h or w^h)."""
+    x = torch.randn(2, 3, 5, 6, generator=torch.Generator().manual_seed(4))
+    k = input_scale_map(x, (3, 2), stride=2, padding=1)
+    a = torch.nn.functional.pad(x.abs().mean(dim=1), (1, 1, 1, 1))  # (N, 7, 8)
+    rows, cols = (5 + 2 - 3) // 2 + 1, (6 + 2 - 2) // 2 + 1
+    assert k.shape == (2, 1, rows, cols)
+    for n in range(2):
+        for i in range(rows):
+            for j in range(cols):
+                window = a[n, 2 * i:2 * i + 3, 2 * j:2 * j + 2]
+                assert k[n, 0, i, j].item() == pytest.approx(window.sum().item() / 6, rel=1e-6)
+
+
 def test_square_hinge_matches_a_hand_computation():
     logits = torch.tensor([[0.5, -2.0, 0.2]])
     # target +1 for class 0, −1 otherwise: (1 − 0.5)² + 0 + (1 + 0.2)² over 3 elements
@@ -77,6 +93,9 @@ def test_square_hinge_matches_a_hand_computation():
 
 def test_bnn_learning_rate_scale_is_the_inverse_glorot_bound():
     assert bnn_lr_scale(784, 2048) == pytest.approx(1 / math.sqrt(1.5 / 2832))
+    # a 3×3 conv of 128 → 128 channels: fans 1152 and 1152 (whose bits overlap: a sum is not
+    # an or), W_LR_scale = sqrt(2304 / 1.5) = 39.19
+    assert bnn_lr_scale(1152, 1152) == pytest.approx(math.sqrt(2304 / 1.5))
 
 
 def _mlp(width=100, method="bnn", **section):
