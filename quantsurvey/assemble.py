@@ -3,6 +3,7 @@ the stage's methods applied), loggers, progress bar, and the summary every run w
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 from quantsurvey import distributed, stages
 from quantsurvey.config import RunConfig, TrainerConfig
 from quantsurvey.data import create_datamodule
+from quantsurvey.errors import ConfigError
 from quantsurvey.methods import Method, StageContext, build_methods
 from quantsurvey.models import create_model
 from quantsurvey.nn.quant import architecture_params
@@ -75,9 +77,36 @@ def prepare_run(rc: RunConfig, run_dir: Path
     evaluation both start from; nothing is written."""
     pl.seed_everything(rc.seed, workers=True, verbose=False)
     dm = build_datamodule(rc)
+    if rc.trainer.overfit_batches:
+        overfit(dm, rc.trainer.overfit_batches)
     ctx = stage_context(rc, dm, run_dir)
     model, methods, info = build_model(rc, dm, ctx)
     return dm, ctx, model, methods, info
+
+
+def overfit(dm: pl.LightningDataModule, batches: int) -> None:
+    """debug=overfit: the first `batches` training batches of epoch 0, drawn once, become the
+    training and the validation data of every epoch (a loop that cannot drive their loss to
+    ~0 has a bug); testing is unchanged."""
+    fixed = _FixedBatches(list(itertools.islice(iter(dm.train_dataloader()), batches)))
+    if len(fixed) < batches:
+        raise ConfigError(f"trainer.overfit_batches={batches}: the training split has only "
+                          f"{len(fixed)} batches of data.batch_size.")
+    dm.train_dataloader = lambda: fixed
+    dm.val_dataloader = lambda: fixed
+
+
+class _FixedBatches:
+    """The same batches on every pass (not a list: Lightning takes a list for several loaders)."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def build_model(rc: RunConfig, dm: pl.LightningDataModule, ctx: StageContext
@@ -258,6 +287,9 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
         reasons.append("synthetic smoke data, not a paper's data set")
     if rc.data.params.get("allow_subset"):
         reasons.append("a subset of the data set (data.params.allow_subset=true)")
+    if rc.trainer.overfit_batches:
+        reasons.append(f"trained and validated on {rc.trainer.overfit_batches} fixed batch(es) "
+                       f"(trainer.overfit_batches={rc.trainer.overfit_batches})")
     for split in ("train", "val", "test"):
         limit = getattr(rc.trainer, f"limit_{split}_batches")
         if limit != 1.0:

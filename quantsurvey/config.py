@@ -131,6 +131,9 @@ class TrainerConfig:
     limit_test_batches: float = 1.0
     log_every_n_steps: int = 50
     gradient_clip_val: float | None = None
+    # debug: > 0 trains and validates on the first N training batches of epoch 0, the same
+    # batches every epoch (debug=overfit); never a reportable run
+    overfit_batches: int = 0
     progress_bar: str = "auto"  # auto: rich on a terminal, none when the output is a file
     # torch threads; null: $OMP_NUM_THREADS if set, else the cores this process may use ÷ the
     # jobs a parallel launcher runs at once (hydra.launcher.n_jobs; 1 for the sequential one)
@@ -150,6 +153,9 @@ class TrainerConfig:
         _choice("trainer.precision", str(self.precision), PRECISIONS)
         _choice("trainer.strategy", self.strategy, ("auto", "ddp"))
         _positive("trainer.num_nodes", self.num_nodes)
+        if not isinstance(self.overfit_batches, int) or self.overfit_batches < 0:
+            raise ConfigError(f"trainer.overfit_batches={self.overfit_batches!r} must be 0 (off) "
+                              f"or a whole number of training batches >= 1.")
         if self.strategy == "auto" and self.num_nodes > 1:
             raise ConfigError(f"trainer.num_nodes={self.num_nodes} needs trainer.strategy=ddp "
                               f"(trainer=ddp).")

@@ -27,7 +27,8 @@ log = logging.getLogger("quantsurvey")
 # what makes two runs the same experiment (paths, logging and progress bars do not)
 RECIPE_KEYS = ("method", "seed", "loss", "mode", "model", "optim", "sched", "trainer.max_epochs",
                "trainer.limit_train_batches", "trainer.limit_val_batches",
-               "trainer.limit_test_batches", "trainer.precision", "trainer.gradient_clip_val",
+               "trainer.limit_test_batches", "trainer.overfit_batches",
+               "trainer.precision", "trainer.gradient_clip_val",
                "data.name", "data.batch_size", "data.val_size", "data.split_seed",
                "data.augment", "data.pad", "data.params", "compress", "init_from",
                "callbacks.clip_weights")

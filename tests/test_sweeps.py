@@ -141,6 +141,30 @@ def test_an_objective_the_run_does_not_have_is_named():
         raise AssertionError("no error for a missing objective metric")
 
 
+def test_debug_overfit_trains_and_validates_on_one_fixed_batch(tmp_path):
+    """debug=overfit: one training batch, the same every epoch, is also the validation data:
+    epoch k's validation loss is exactly the training loss of step k + 1 (same weights, same
+    images), the loss falls by orders of magnitude, and the run is never a row."""
+    out = cli("experiment=han2015_pruning/lenet300_100_mnist", "~pipeline", "data=synthetic",
+              "debug=overfit", "trainer.max_epochs=30", out_dir=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (path,) = tmp_path.rglob("summary.json")
+    s = json.loads(path.read_text())
+    assert s["epochs"] == 30 and s["report"] is False
+    assert "trainer.overfit_batches=1" in s["report_reason"]
+    rows = list(csv.DictReader((path.parent / "csv" / "metrics.csv").open()))
+    train = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r["train/loss_step"]}
+    val = {int(r["epoch"]): float(r["val/loss"]) for r in rows if r["val/loss"]}
+    assert sorted(train) == list(range(30))  # one batch per epoch
+    assert all(val[k] == train[k + 1] for k in range(29))
+    assert train[29] < train[0] / 20 and s["metrics"]["val/err"] == 0.0
+
+
+def test_overfit_batches_must_be_a_whole_number(tmp_path):
+    one_error(cli(*SMOKE, "trainer.overfit_batches=-1", out_dir=tmp_path),
+              "trainer.overfit_batches=-1 must be 0 (off) or a whole number")
+
+
 def test_debug_fast_runs_five_batches_and_is_never_a_row(tmp_path):
     out = cli("experiment=han2015_pruning/lenet300_100_mnist", "~pipeline", "data=synthetic",
               "debug=fast", out_dir=tmp_path)
