@@ -231,6 +231,33 @@ def _trained_bnn_mlp(tmp_path, width=130):
     return decoded
 
 
+def _words_by_hand(bits: list[list[int]]) -> list[list[int]]:
+    """The packed layout computed bit by bit: bit i of a row is bit 7 − i % 8 of byte i // 8
+    (numpy's packbits order), eight bytes make a little-endian uint64, zero-padded."""
+    out = []
+    for row in bits:
+        padded = row + [0] * (-len(row) % 64)
+        data = bytes(sum(b << (7 - i) for i, b in enumerate(padded[j:j + 8]))
+                     for j in range(0, len(padded), 8))
+        out.append([int.from_bytes(data[w:w + 8], "little") for w in range(0, len(data), 8)])
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 8, 63, 64, 65, 128, 130])
+def test_packed_words_have_the_documented_layout_and_width(k):
+    """pack_signs: bit 1 exactly where x >= 0 (sign(0) = +1, tiny negatives 0), ceil(K/64)
+    words, the padding zero. (Every dot-product test is blind to inverted bits, which invert
+    both operands alike, and to extra zero words.)"""
+    gen = torch.Generator().manual_seed(k)
+    x = torch.randn(3, k, generator=gen)
+    x[0, 0], x[1, -1], x[2, k // 2] = 0.0, -1e-9, 0.5  # the edges of x >= 0
+    words = pack_signs(x)
+    assert words.dtype == np.uint64 and words.shape == (3, -(-k // 64))
+    bits = (x >= 0).int().tolist()
+    assert words.tolist() == _words_by_hand(bits)
+    assert pack_bits(x >= 0).tolist() == words.tolist()
+
+
 def test_packed_inference_equals_the_simulated_network_exactly(tmp_path):
     decoded = _trained_bnn_mlp(tmp_path)  # width 130: not a multiple of 64
     packed = PackedBNNMLP.from_model(decoded)
