@@ -47,6 +47,14 @@ MODULES = {
     "quantsurvey/compress/kmeans.py": ["tests/compress/test_kmeans.py"],
     "quantsurvey/compress/huffman.py": ["tests/compress/test_huffman_and_index.py"],
     "quantsurvey/compress/sparse_index.py": ["tests/compress/test_huffman_and_index.py"],
+    "quantsurvey/compress/container.py": ["tests/compress/test_export.py"],
+    "quantsurvey/compress/ternary_pack.py": [  # the packing tests of a slow file
+        f"tests/methods/test_ternary.py::{t}" for t in (
+            "test_two_bit_packing_round_trips_any_length",
+            "test_unpacking_returns_int8_codes_under_numpy_2_promotion",
+            "test_damaged_packed_codes_are_refused",
+            "test_trained_ternary_values_are_exactly_minus_wn_zero_wp",
+            "test_export_round_trip_gives_the_same_outputs_and_2_bits_per_weight")],
     "quantsurvey/atomic_io.py": ["tests/test_atomic_writes.py"],
     "quantsurvey/compress/shift.py": ["tests/methods/test_shift_based.py"],
     "quantsurvey/nn/shift_batchnorm.py": ["tests/methods/test_shift_based.py"],
