@@ -256,6 +256,13 @@ def test_packed_words_have_the_documented_layout_and_width(k):
     bits = (x >= 0).int().tolist()
     assert words.tolist() == _words_by_hand(bits)
     assert pack_bits(x >= 0).tolist() == words.tolist()
+    assert pack_bits((x >= 0).numpy()).tolist() == words.tolist()  # numpy rows alike
+
+
+def test_packing_anything_but_booleans_is_refused():
+    for rows in (np.array([[1, 0]]), np.array([[0.5, -1.0]]), np.array([["a", "b"]])):
+        with pytest.raises(ValueError, match="pack_bits needs booleans"):
+            pack_bits(rows)
 
 
 def test_packed_inference_equals_the_simulated_network_exactly(tmp_path):
