@@ -48,6 +48,8 @@ MODULES = {
     "quantsurvey/compress/huffman.py": ["tests/compress/test_huffman_and_index.py"],
     "quantsurvey/compress/sparse_index.py": ["tests/compress/test_huffman_and_index.py"],
     "quantsurvey/compress/container.py": ["tests/compress/test_export.py"],
+    "quantsurvey/nn/masking.py": ["tests/compress/test_pruning.py"],
+    "quantsurvey/nn/weight_sharing.py": ["tests/compress/test_kmeans.py"],
     "quantsurvey/compress/ternary_pack.py": [  # the packing tests of a slow file
         f"tests/methods/test_ternary.py::{t}" for t in (
             "test_two_bit_packing_round_trips_any_length",
