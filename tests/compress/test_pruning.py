@@ -39,8 +39,30 @@ def test_mask_keeps_large_weights_and_never_revives():
 def test_retrain_dropout_rule():
     # D_r = D_o sqrt(C_r / C_o): AlexNet's fc6 keeps 9%, so 0.5 dropout becomes 0.15
     assert retrain_dropout(0.5, 0.09) == pytest.approx(0.15)
-    with pytest.raises(ValueError):
-        retrain_dropout(0.5, 0.0)
+    assert retrain_dropout(0.5, 1.0) == 0.5
+    for bad in (0.0, -0.25, 1.5):
+        with pytest.raises(ValueError, match=f"kept fraction {bad} must be in"):
+            retrain_dropout(0.5, bad)
+
+
+def test_threshold_of_too_few_survivors_is_zero_and_of_two_their_std():
+    """std needs two values: one survivor (or none) gives threshold 0, two give q·std."""
+    assert magnitude_threshold(torch.tensor([5.0]), 2.0) == 0.0
+    assert magnitude_threshold(torch.tensor([5.0, 1.0]), 1.0, torch.tensor([False, False])) == 0.0
+    assert magnitude_threshold(torch.tensor([1.0, 3.0]), 2.0) == pytest.approx(2 * math.sqrt(2))
+    assert magnitude_threshold(torch.tensor([1.0, 3.0, 9.0]), 1.0,
+                               torch.tensor([True, True, False])) == pytest.approx(math.sqrt(2))
+
+
+@pytest.mark.parametrize("fraction", [0, 0.0, -0.5, 1.0001, 2, float("nan")])
+def test_a_kept_fraction_outside_zero_one_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"kept.fc1=.* must be in \(0, 1\]"):
+        PruningConfig(kept={"fc1": fraction})
+
+
+@pytest.mark.parametrize("fraction", [1, 1.0, 0.5, 1e-6])
+def test_a_kept_fraction_inside_zero_one_is_taken(fraction):
+    assert PruningConfig(kept={"fc1": fraction}).kept == {"fc1": fraction}
 
 
 def test_pruned_weights_stay_exactly_zero_through_sgd_with_momentum_and_decay():
