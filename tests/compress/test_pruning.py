@@ -60,6 +60,18 @@ def test_a_kept_fraction_outside_zero_one_is_refused(fraction):
         PruningConfig(kept={"fc1": fraction})
 
 
+@pytest.mark.parametrize("quality", [-0.1, -1, float("inf"), float("nan")])
+def test_a_negative_or_non_finite_quality_is_refused(quality):
+    with pytest.raises(ValueError, match=r"quality.fc1=.* must be a number >= 0"):
+        PruningConfig(quality={"fc1": quality})
+
+
+@pytest.mark.parametrize("quality", [0, 0.0, 0.5, 1, 2.5])
+def test_a_quality_of_zero_or_more_is_taken(quality):
+    """Quality 0 is a valid threshold (it prunes exact zeros only), below 1 too."""
+    assert PruningConfig(quality={"fc1": quality}).quality == {"fc1": quality}
+
+
 @pytest.mark.parametrize("fraction", [1, 1.0, 0.5, 1e-6])
 def test_a_kept_fraction_inside_zero_one_is_taken(fraction):
     assert PruningConfig(kept={"fc1": fraction}).kept == {"fc1": fraction}
