@@ -1,5 +1,6 @@
 """Han 2015 magnitude pruning: the threshold rule, masks that only shrink, zeros that stay zero."""
 
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from quantsurvey.compress.pruning import (
     magnitude_mask,
     magnitude_threshold,
     retrain_dropout,
+    top_fraction_mask,
 )
 from quantsurvey.errors import ConfigError
 from quantsurvey.methods import build_config
@@ -137,3 +139,29 @@ def test_kept_fraction_mode_keeps_exactly_the_largest():
         build_config("prune", {"quality": {"fc1": 1.0}, "kept": {"fc1": 0.5}})
     with pytest.raises(ConfigError, match="compress.prune: kept.fc1=1.5 must be in"):
         build_config("prune", {"kept": {"fc1": 1.5}})
+
+
+def test_quality_zero_prunes_exact_zeros_only():
+    """Keep |w| > q·std strictly: at q = 0 the zeros go, every other weight stays."""
+    w = torch.tensor([0.0, 1.0, -2.0, 0.0, 1e-8])
+    assert magnitude_mask(w, 0.0).tolist() == [False, True, True, False, True]
+
+
+@pytest.mark.parametrize("pruned_first", [True, False])
+def test_kept_fraction_counts_survivors_only_even_among_zero_weights(pruned_first):
+    """round(kept · numel) weights are kept, all among the survivors: an already pruned entry
+    never takes the place of a surviving zero weight (whichever order topk breaks ties in)."""
+    w = torch.zeros(100)
+    alive = torch.zeros(100, dtype=torch.bool)
+    pruned, zeros, large = (slice(0, 50), slice(50, 90), slice(90, 100)) if pruned_first else \
+        (slice(50, 100), slice(10, 50), slice(0, 10))
+    alive[zeros], alive[large] = True, True
+    w[large] = torch.arange(1.0, 11.0)
+    keep = top_fraction_mask(w, 0.5, alive)
+    assert int(keep.sum()) == 50 and not keep[pruned].any() and keep[large].all()
+
+
+def test_a_pruning_config_cannot_be_changed_after_its_checks():
+    config = PruningConfig(kept={"fc1": 0.5})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.kept = {"fc1": 5.0}
