@@ -1,5 +1,7 @@
 """Deep Compression weight sharing: k-means against a slow reference, centroid gradients."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -161,3 +163,27 @@ def test_bad_sharing_config():
         build_config("share", {"bits": {"fc": 0}})
     with pytest.raises(ConfigError, match="compress.share: init='kmeans"):
         build_config("share", {"bits": {"fc": 4}, "init": "kmeans++"})
+
+
+@pytest.mark.parametrize("bits", [1, 2, 8, 16])
+def test_bits_from_1_to_16_and_a_single_iteration_are_taken(bits):
+    config = SharingConfig(bits={"fc1": bits}, iterations=1)
+    assert config.bits == {"fc1": bits} and config.iterations == 1
+
+
+@pytest.mark.parametrize("bits", [0, 17, -1, 2.0, "4"])
+def test_bits_outside_1_to_16_or_not_an_integer_are_refused(bits):
+    with pytest.raises(ValueError, match=r"bits.fc1=.* must be an integer in \[1, 16\]"):
+        SharingConfig(bits={"fc1": bits})
+
+
+def test_an_unknown_init_is_refused_even_if_it_sorts_after_random():
+    for init in ("uniform", "zeros", "Random"):
+        with pytest.raises(ValueError, match=f"unknown init '{init}'"):
+            init_centroids(torch.arange(10.0), 3, init)
+
+
+def test_a_sharing_config_cannot_be_changed_after_its_checks():
+    config = SharingConfig(bits={"fc1": 4})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.bits = {"fc1": 40}
