@@ -187,3 +187,21 @@ def test_a_sharing_config_cannot_be_changed_after_its_checks():
     config = SharingConfig(bits={"fc1": 4})
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.bits = {"fc1": 40}
+
+
+def test_an_init_name_built_at_run_time_is_recognised():
+    """Names come from configs, not literals: compare them by value (`is` would fail)."""
+    name = "".join(["lin", "ear"])
+    assert torch.equal(init_centroids(torch.tensor([0.0, 4.0]), 3, name),
+                       torch.tensor([0.0, 2.0, 4.0], dtype=torch.float64))
+
+
+def test_a_cluster_of_one_weight_sits_on_that_weight():
+    centroids, assign = kmeans_1d(torch.tensor([1.0, 2.0, 10.0]), 2)
+    assert centroids.tolist() == [1.5, 10.0] and assign.tolist() == [0, 0, 1]
+
+
+def test_zero_iterations_are_refused_and_the_default_is_100():
+    with pytest.raises(ValueError, match="iterations=0 must be >= 1"):
+        SharingConfig(bits={"fc1": 4}, iterations=0)
+    assert SharingConfig(bits={"fc1": 4}).iterations == 100
