@@ -189,11 +189,26 @@ def test_a_sharing_config_cannot_be_changed_after_its_checks():
         config.bits = {"fc1": 40}
 
 
-def test_an_init_name_built_at_run_time_is_recognised():
+@pytest.mark.parametrize("init", ["linear", "density", "random"])
+def test_an_init_name_built_at_run_time_is_recognised(init):
     """Names come from configs, not literals: compare them by value (`is` would fail)."""
-    name = "".join(["lin", "ear"])
-    assert torch.equal(init_centroids(torch.tensor([0.0, 4.0]), 3, name),
-                       torch.tensor([0.0, 2.0, 4.0], dtype=torch.float64))
+    values = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    gen = torch.Generator().manual_seed(0)
+    built = init_centroids(values, 3, "".join(list(init)), torch.Generator().manual_seed(0))
+    assert torch.equal(built, init_centroids(values, 3, init, gen))
+    if init == "linear":
+        assert built.tolist() == [0.0, 2.0, 4.0]
+
+
+def test_a_value_halfway_between_two_centroids_goes_to_the_lower_one():
+    codebook = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    assert assign_to_codebook(torch.tensor([1.5, 3.0, 1.49, 3.01]), codebook).tolist() == \
+        [0, 1, 0, 2]
+
+
+def test_no_clusters_is_refused():
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        kmeans_1d(torch.tensor([1.0, 2.0]), 0)
 
 
 def test_a_cluster_of_one_weight_sits_on_that_weight():
