@@ -437,6 +437,11 @@ def load_reported(experiments_dir: Path) -> list[dict[str, Any]]:
             if unknown_keys:
                 raise ReportError(f"{path}: unknown key(s) {unknown_keys} in the row {row}; "
                                   f"allowed: {list(REPORTED_ROW_KEYS)}.")
+            kept = row.get("layer_kept_pct")
+            if kept is not None and not (isinstance(kept, dict) and all(
+                    isinstance(v, int | float) and 0 < v <= 100 for v in kept.values())):
+                raise ReportError(f"{path}: layer_kept_pct in the row {row} must map layer "
+                                  f"names to kept percentages in (0, 100].")
             metrics = row.get("metrics", {})
             unknown = sorted(set(metrics) - set(METRICS))
             if unknown:

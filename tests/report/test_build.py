@@ -86,6 +86,12 @@ def test_reported_yaml_is_checked(tmp_path):
         " metrics: {test_err: 1.0}, layer_kept: {fc1: 8}}\n")
     with pytest.raises(ReportError, match=r"unknown key\(s\) \['layer_kept'\]"):
         load_reported(tmp_path)
+    for bad in ("[8, 9]", "{fc1: 0}", "{fc1: 108}", "{fc1: eight}"):
+        (folder / "reported.yaml").write_text(  # the kept-per-layer figure reads these
+            "paper: han2015_pruning\nrows:\n  - {setting: s, model: m, dataset: d, method: p,"
+            f" metrics: {{test_err: 1.0}}, layer_kept_pct: {bad}}}\n")
+        with pytest.raises(ReportError, match="must map layer names to kept percentages"):
+            load_reported(tmp_path)
 
 
 def test_kept_per_layer_figure_takes_ours_per_seed_and_the_papers_per_layer(tmp_path):
