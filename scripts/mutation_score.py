@@ -16,7 +16,9 @@ after an interruption continues each session where it stopped (the mutated copy 
 the commit, so a file left mutated by a kill is not carried over); the wall time recorded is
 that of the last call.
 Score = killed ÷ (killed + survived); cosmic-ray's "incompetent" mutants (the module no longer
-imports) count as killed, as the tests fail on them.
+imports) count as killed, as the tests fail on them. A survivor that changes only a function's
+type annotation is marked equivalent by itself (quantsurvey/report/annotation_mutants.py); every
+other survivor awaits a test or a written reason in its JSON.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from quantsurvey.report.annotation_mutants import REASON, annotation_spans, in_annotation  # noqa: E402
 from quantsurvey.report.mutation_table import render_table  # noqa: E402
 
 # module → the tests that exercise it (the goal: ≥ 90% killed in compress/, nn/ and export,
@@ -93,13 +96,15 @@ def score_module(module: str, tests: list[str], tree: Path, timeout: float,
         subprocess.run(["cosmic-ray", "init", str(config), str(session)], **env_cmd)
     start = time.time()
     subprocess.run(["cosmic-ray", "exec", str(config), str(session)], **env_cmd)
-    record = summarize(session, module, tests)
+    record = summarize(session, module, tests, (tree / module).read_text())
     record["wall_s"] = round(time.time() - start, 1)
     return record
 
 
-def summarize(session: Path, module: str, tests: list[str]) -> dict:
-    """Counts, score and survivors of a cosmic-ray session."""
+def summarize(session: Path, module: str, tests: list[str], source: str) -> dict:
+    """Counts, score and survivors of a cosmic-ray session; a survivor that only changes a
+    function's type annotation in `source` (the module as mutated) is marked equivalent."""
+    spans = annotation_spans(source)
     dump = subprocess.run(["cosmic-ray", "dump", str(session)], check=True, capture_output=True,
                           text=True).stdout
     counts = {"killed": 0, "survived": 0, "incompetent": 0, "timeout": 0, "not run": 0}
@@ -119,10 +124,13 @@ def summarize(session: Path, module: str, tests: list[str]) -> dict:
         else:
             counts["survived"] += 1
             mutation = job["mutations"][0]
-            survivors.append({"operator": mutation["operator_name"],
-                              "occurrence": mutation["occurrence"],
-                              "line": mutation["start_pos"][0],
-                              "diff": result.get("diff", "")})
+            survivor = {"operator": mutation["operator_name"],
+                        "occurrence": mutation["occurrence"],
+                        "line": mutation["start_pos"][0],
+                        "diff": result.get("diff", "")}
+            if in_annotation(mutation["start_pos"], mutation["end_pos"], spans):
+                survivor["reason"] = REASON
+            survivors.append(survivor)
     killed = counts["killed"] + counts["incompetent"] + counts["timeout"]
     total = killed + counts["survived"]
     return {"module": module, "tests": tests, **counts, "mutants": total,

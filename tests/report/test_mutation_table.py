@@ -3,6 +3,7 @@ mutants that are not equivalent (the figure issue 15's goals are about)."""
 
 import json
 
+from quantsurvey.report.annotation_mutants import annotation_spans, in_annotation
 from quantsurvey.report.mutation_table import render_table
 
 
@@ -23,3 +24,55 @@ def test_after_score_counts_killed_since_and_leaves_out_equivalents(tmp_path):
             "cccccccccccc | 9.0 |") in text
     assert "- line 6, f: not yet examined" in text
     assert "- line 5, e: left: no test yet" in text
+
+
+SOURCE = '''from __future__ import annotations
+
+import dataclasses
+
+
+def draw(generator: torch.Generator | None = None, *, k: int = 2 | 1) -> list[int] | None:
+    local: int | None = k | 1
+    return [k | 2]
+
+
+@dataclasses.dataclass
+class Cfg:
+    seed: int | None = None
+'''
+
+
+def _at(source, line, text, nth=0):
+    """(line, col) of the nth `text` on 1-based `line`, as cosmic-ray gives a mutant's place."""
+    row = source.splitlines()[line - 1]
+    col = -1
+    for _ in range(nth + 1):
+        col = row.index(text, col + 1)
+    return (line, col), (line, col + len(text))
+
+
+def test_only_function_annotations_are_found_and_only_under_postponed_evaluation():
+    spans = annotation_spans(SOURCE)
+    assert in_annotation(*_at(SOURCE, 6, "|", 0), spans)  # the parameter's annotation
+    assert in_annotation(*_at(SOURCE, 6, "|", 2), spans)  # the return annotation
+    assert not in_annotation(*_at(SOURCE, 6, "|", 1), spans)  # a default value: evaluated
+    assert not in_annotation(*_at(SOURCE, 7, "|", 1), spans)  # code in the body
+    assert not in_annotation(*_at(SOURCE, 8, "|"), spans)
+    # a dataclass field's annotation is read by OmegaConf's structured configs: not marked
+    assert not in_annotation(*_at(SOURCE, 13, "|"), spans)
+    # without `from __future__ import annotations` annotations are evaluated at definition
+    assert annotation_spans(SOURCE.replace("from __future__ import annotations", "")) == []
+    # a mutant that reaches past the annotation is not inside it
+    (line, col), _ = _at(SOURCE, 6, "|", 0)
+    assert not in_annotation((line, col), (line, col + 40), spans)
+
+
+def test_columns_count_characters_not_bytes_as_cosmic_ray_does():
+    source = SOURCE.replace("k: int = 2 | 1", "σ: int | None = 2")
+    spans = annotation_spans(source)
+    (line, col), end = _at(source, 6, "|", 1)  # σ's annotation: 'σ' is 2 bytes, 1 character
+    assert in_annotation((line, col), end, spans)
+    assert not in_annotation((line, col + 9), (line, col + 10), spans)  # the default's '2'
+    (line, start), _ = _at(source, 6, "int | None")  # counted in bytes, both ends would move
+    assert in_annotation((line, start), (line, start + 3), spans)  # 'int'
+    assert not in_annotation((line, start + 10), (line, start + 11), spans)  # the space after
