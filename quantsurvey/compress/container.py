@@ -35,8 +35,10 @@ def unpack_container(data: bytes, source: str = "encoded file"
         return CheckpointError(f"{source} is not a valid quantsurvey encoded model: {why}. "
                                f"Re-export it from its run (the encode stage).")
 
-    if len(data) < 13 or data[:4] != MAGIC:
+    if data[:4] != MAGIC:
         raise fail("it does not start with the QSDC signature")
+    if len(data) < 13:  # signature, version, header length, checksum
+        raise fail(f"it holds {len(data)} bytes, too few for any container (truncated)")
     if data[4] not in (1, VERSION):
         raise fail(f"format version {data[4]}, this code reads versions 1 and {VERSION}")
     (crc,) = struct.unpack("<I", data[-4:])
@@ -44,14 +46,18 @@ def unpack_container(data: bytes, source: str = "encoded file"
         raise fail("its checksum does not match (truncated or corrupted)")
     (head_len,) = struct.unpack("<I", data[5:9])
     head, start = data[9 : 9 + head_len], 9 + head_len
-    if data[4] == 1:
-        header = json.loads(head)
-        return header, {name: data[start + off : start + off + size]
-                        for name, (off, size) in header.pop("blobs").items()}
-    header = json.loads(zlib.decompress(head))
-    blobs = {}
-    for name, size in header.pop("blobs"):
-        blobs[name], start = data[start : start + size], start + size
+    try:
+        if data[4] == 1:
+            header = json.loads(head)
+            return header, {name: data[start + off : start + off + size]
+                            for name, (off, size) in header.pop("blobs").items()}
+        header = json.loads(zlib.decompress(head))
+        blobs = {}
+        for name, size in header.pop("blobs"):
+            blobs[name], start = data[start : start + size], start + size
+    except (zlib.error, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise fail(f"its header cannot be read ({type(err).__name__}), although its checksum "
+                   f"matches: it was not written by this code") from None
     return header, blobs
 
 

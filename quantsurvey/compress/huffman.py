@@ -20,7 +20,7 @@ def huffman_code_lengths(counts: np.ndarray) -> np.ndarray:
     counts = np.asarray(counts, dtype=np.int64)
     lengths = np.zeros(len(counts), dtype=np.int64)
     present = np.flatnonzero(counts > 0)
-    if len(present) == 1:
+    if len(present) <= 1:  # one symbol still needs one bit; none (or no counts) need none
         lengths[present] = 1
         return lengths
     heap = [(int(counts[s]), i, [int(s)]) for i, s in enumerate(present)]

@@ -1,6 +1,8 @@
 """The encoded file: export → load gives identical outputs; damage gives one clear error."""
 
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -49,8 +51,12 @@ def test_per_layer_accounting(shared_lenet5, tmp_path):
     assert 0 < fc1["index_bits_huffman"] <= 5.5
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "empty"])
-def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage):
+@pytest.mark.parametrize("damage, why", [
+    ("truncate", "checksum does not match"), ("flip", "checksum does not match"),
+    ("magic above", "QSDC signature"), ("magic below", "QSDC signature"),
+    ("empty", "QSDC signature"), ("short", "holds 12 bytes, too few"),
+    ("version", "format version 9, this code reads versions 1 and 2")])
+def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage, why):
     path = tmp_path / "m.qsdc"
     export_model(shared_lenet5, path, INFO, {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5})
     data = bytearray(path.read_bytes())
@@ -58,13 +64,31 @@ def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage):
         data = data[: len(data) // 2]
     elif damage == "flip":
         data[len(data) // 2] ^= 0xFF
-    elif damage == "magic":
-        data[:4] = b"ZIP!"
+    elif damage == "magic above":
+        data[:4] = b"ZIP!"  # sorts after b"QSDC"
+    elif damage == "magic below":
+        data[:4] = b"PK\x03\x04"  # sorts before it
+    elif damage == "short":
+        data = data[:12]  # one byte short of the smallest container
+    elif damage == "version":
+        data[4] = 9
     else:
         data = bytearray()
     path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="not a valid quantsurvey encoded model"):
+    with pytest.raises(CheckpointError, match=f"not a valid quantsurvey encoded model: .*{why}"):
         load_model(path)
+
+
+@pytest.mark.parametrize("version, head", [
+    (2, b""), (2, b"not deflate"), (2, zlib.compress(b"not json")), (2, zlib.compress(b"{}")),
+    (2, zlib.compress(b"[1, 2]")), (2, zlib.compress(b'{"blobs": 3}')),
+    (1, b'{"blobs": [1]}')], ids=["empty", "not-deflate", "not-json", "no-blobs", "a-list",
+                                  "blobs-not-a-list", "v1-blobs-not-a-dict"])
+def test_a_header_that_cannot_be_read_is_one_clear_error_even_with_a_valid_checksum(version,
+                                                                                     head):
+    body = b"QSDC" + bytes([version]) + struct.pack("<I", len(head)) + head
+    with pytest.raises(CheckpointError, match="its header cannot be read"):
+        unpack_container(body + struct.pack("<I", zlib.crc32(body)))
 
 
 def test_container_round_trip():
@@ -74,9 +98,6 @@ def test_container_round_trip():
 
 def test_version_1_files_still_load():
     """Version 1 (plain JSON header with blob offsets) wrote the encoded files of earlier runs."""
-    import struct
-    import zlib
-
     head = json.dumps({"a": 1, "blobs": {"x": [0, 2], "y": [2, 1]}}).encode()
     body = b"QSDC\x01" + struct.pack("<I", len(head)) + head + b"\x05\x06\x07"
     header, blobs = unpack_container(body + struct.pack("<I", zlib.crc32(body)))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from quantsurvey.compress.huffman import (
+    MAX_CODE_LENGTH,
     canonical_codes,
     entropy_bits,
     huffman_code_lengths,
@@ -87,3 +88,85 @@ def test_huffman_detects_a_short_stream():
     data, n_bits = huffman_encode(symbols, lengths)
     with pytest.raises(ValueError):
         huffman_decode(data[:2], n_bits, lengths, len(symbols))
+
+
+def _stream(n=200, seed=0):
+    symbols = np.random.default_rng(seed).integers(0, 6, n)
+    lengths = huffman_code_lengths(np.bincount(symbols, minlength=6))
+    data, n_bits = huffman_encode(symbols, lengths)
+    assert n_bits > 256  # past the small integers Python caches, so `is` would not compare
+    return symbols, lengths, data, n_bits
+
+
+def test_decoding_more_or_fewer_symbols_than_the_stream_holds_is_refused():
+    symbols, lengths, data, n_bits = _stream()
+    assert np.array_equal(huffman_decode(data, n_bits, lengths, len(symbols)), symbols)
+    with pytest.raises(ValueError, match="ended before all symbols were decoded"):
+        huffman_decode(data, n_bits, lengths, len(symbols) + 1)
+    with pytest.raises(ValueError, match=f"decoded {len(symbols) - 1} symbols in .* bits, "
+                                         f"expected {n_bits}"):
+        huffman_decode(data, n_bits, lengths, len(symbols) - 1)
+
+
+def test_a_symbol_without_a_code_is_refused_and_no_symbols_encode_to_nothing():
+    lengths = np.array([1, 1, 0])
+    with pytest.raises(ValueError, match="has no code"):
+        huffman_encode(np.array([0, 1, 2, 0]), lengths)
+    assert huffman_encode(np.zeros(0, dtype=np.int64), lengths) == (b"", 0)
+
+
+def test_the_chunk_size_changes_nothing_in_the_stream():
+    symbols, lengths, data, n_bits = _stream(1000, seed=1)
+    for chunk in (1, 7, 999, 1000, 1 << 20):
+        assert huffman_encode(symbols, lengths, chunk=chunk) == (data, n_bits)
+        assert np.array_equal(huffman_decode(data, n_bits, lengths, 1000, chunk=chunk), symbols)
+
+
+def test_codes_as_long_as_the_limit_round_trip_and_longer_ones_are_refused():
+    """Fibonacci counts give the deepest Huffman tree: n symbols, lengths n − 1 (twice), …, 1.
+    The limit is part of the file format (decoders read 56-bit windows into uint64 words), so it
+    is stated here, not only read from the module."""
+    assert MAX_CODE_LENGTH == 56
+    fib = [1, 1]
+    while len(fib) < MAX_CODE_LENGTH + 2:
+        fib.append(fib[-1] + fib[-2])
+    lengths = huffman_code_lengths(np.array(fib[:MAX_CODE_LENGTH + 1]))
+    assert lengths.tolist() == [MAX_CODE_LENGTH] + list(range(MAX_CODE_LENGTH, 0, -1))
+    symbols = np.array([0, 1, MAX_CODE_LENGTH, 0, 5, 1])  # 0 and 1: the two longest codes
+    data, n_bits = huffman_encode(symbols, lengths)
+    assert n_bits == int(lengths[symbols].sum())
+    assert np.array_equal(huffman_decode(data, n_bits, lengths, len(symbols)), symbols)
+    with pytest.raises(ValueError, match=f"longer than {MAX_CODE_LENGTH} bits"):
+        huffman_code_lengths(np.array(fib[:MAX_CODE_LENGTH + 2]))
+
+
+def test_ties_are_broken_by_age_so_the_lengths_and_the_file_never_change():
+    """Equal counts leave Huffman a choice; the encoded files of committed runs depend on the
+    one made here (earlier entries, then merged subtrees in merge order), so it is pinned."""
+    assert huffman_code_lengths(np.array([1] * 5)).tolist() == [3, 3, 2, 2, 2]
+    assert huffman_code_lengths(np.array([2] * 6)).tolist() == [3, 3, 3, 3, 2, 2]
+    assert huffman_code_lengths(np.array([1, 1, 2, 2, 4, 4, 8])).tolist() == [4, 4, 3, 3, 3, 2, 2]
+    # two merged subtrees of equal count: the older one goes first (breaking the tie by their
+    # symbols instead gives [2, 4, 4, 2, 4, 4, 2], as short in total but another file)
+    assert huffman_code_lengths(np.array([3, 1, 1, 2, 1, 1, 2])).tolist() == [2, 3, 3, 3, 3, 3, 3]
+
+
+def test_no_symbols_need_no_code_and_decode_to_nothing():
+    assert huffman_code_lengths(np.zeros(4, dtype=np.int64)).tolist() == [0, 0, 0, 0]
+    assert huffman_code_lengths(np.zeros(0, dtype=np.int64)).tolist() == []
+    # an all-pruned layer: no code at all, nothing to decode
+    empty = huffman_decode(b"", 0, np.zeros(4, dtype=np.int64), 0)
+    assert empty.dtype == np.int64 and empty.tolist() == []
+
+
+def test_entropy_counts_symbols_seen_once():
+    assert entropy_bits(np.array([1, 1])) == 1.0
+    assert entropy_bits(np.array([1, 3, 0])) == pytest.approx(2 - 0.75 * np.log2(3))
+
+
+def test_a_stream_cut_inside_its_last_code_is_refused():
+    symbols, lengths, data, n_bits = _stream()
+    assert lengths[symbols[-1]] >= 2  # the cut lands inside the last code, not after it
+    for count in (len(symbols), len(symbols) + 1):
+        with pytest.raises(ValueError, match="decoded .* bits|ended before"):
+            huffman_decode(data, n_bits - 1, lengths, count)
