@@ -21,8 +21,8 @@ def encode_relative_indices(positions: np.ndarray, symbols: np.ndarray, bits: in
     symbols = np.asarray(symbols)
     if len(positions) and (np.any(np.diff(positions) <= 0) or positions[0] < 0):
         raise ValueError("positions must be strictly increasing and >= 0")
-    if np.any(symbols == 0):
-        raise ValueError("symbol 0 is reserved for fillers")
+    if np.any(symbols < 1):
+        raise ValueError("symbols must be >= 1: symbol 0 is reserved for fillers")
     span = 1 << bits
     gaps = np.diff(positions, prepend=-1)
     fillers = (gaps - 1) // span

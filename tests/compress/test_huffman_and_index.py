@@ -1,5 +1,7 @@
 """Relative-index storage with fillers and Huffman coding: round trips and optimality bounds."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,11 @@ from quantsurvey.compress.huffman import (
     huffman_decode,
     huffman_encode,
 )
-from quantsurvey.compress.sparse_index import decode_relative_indices, encode_relative_indices
+from quantsurvey.compress.sparse_index import (
+    EncodeConfig,
+    decode_relative_indices,
+    encode_relative_indices,
+)
 
 
 def test_paper_figure_2_example():
@@ -35,13 +41,36 @@ def test_relative_indices_round_trip_on_adversarial_gaps(bits):
     assert np.array_equal(pos, positions) and np.array_equal(sym, symbols)
 
 
-def test_relative_indices_reject_bad_input():
-    with pytest.raises(ValueError):
-        encode_relative_indices(np.array([3, 2]), np.array([1, 1]), 4)
-    with pytest.raises(ValueError):
-        encode_relative_indices(np.array([1]), np.array([0]), 4)
-    with pytest.raises(ValueError):
-        encode_relative_indices(np.array([1]), np.array([1]), 0)
+@pytest.mark.parametrize("positions, symbols, bits, why", [
+    ([3, 2], [1, 1], 4, "strictly increasing"), ([2, 2], [1, 1], 4, "strictly increasing"),
+    ([-1, 2], [1, 1], 4, ">= 0"), ([-2, 2], [1, 1], 4, ">= 0"),
+    ([1], [0], 4, "reserved for fillers"), ([1, 2], [1, -1], 4, "must be >= 1"),
+    ([1], [1], 0, "index bits must be >= 1")])
+def test_relative_indices_reject_bad_input(positions, symbols, bits, why):
+    with pytest.raises(ValueError, match=why):
+        encode_relative_indices(np.array(positions), np.array(symbols), bits)
+
+
+def test_relative_indices_keep_the_symbols_dtype():
+    gaps, symbols = encode_relative_indices(np.array([0, 40]), np.array([3, 4], np.uint16), 3)
+    assert symbols.dtype == np.uint16 and symbols.tolist() == [3, 0, 0, 0, 0, 4]
+    assert gaps.dtype == np.uint32 and (gaps + 1).tolist() == [1, 8, 8, 8, 8, 8]  # 40 = 5 × 8
+    empty = encode_relative_indices(np.zeros(0, np.int64), np.zeros(0), 3)[1]
+    assert empty.dtype == np.int64 and len(empty) == 0
+
+
+@pytest.mark.parametrize("bits", [1, 16])
+def test_index_bits_from_1_to_16_are_taken_and_the_config_is_frozen(bits):
+    config = EncodeConfig(index_bits={"conv1": bits, "fc1": 5})
+    assert config.index_bits == {"conv1": bits, "fc1": 5}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.index_bits = {}  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bits", [0, 17, -3, 8.0, "8"])
+def test_index_bits_outside_1_to_16_are_refused_naming_the_layer(bits):
+    with pytest.raises(ValueError, match=rf"index_bits.fc1={bits!r} must be an integer in"):
+        EncodeConfig(index_bits={"conv1": 8, "fc1": bits})
 
 
 def test_huffman_lengths_on_a_textbook_example():
