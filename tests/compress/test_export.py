@@ -3,6 +3,7 @@
 import json
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +56,8 @@ def test_per_layer_accounting(shared_lenet5, tmp_path):
     ("truncate", "checksum does not match"), ("flip", "checksum does not match"),
     ("magic above", "QSDC signature"), ("magic below", "QSDC signature"),
     ("empty", "QSDC signature"), ("short", "holds 12 bytes, too few"),
-    ("version", "format version 9, this code reads versions 1 and 2")])
+    ("version", "format version 9, this code reads versions 1 and 2"),
+    ("checksum zero", "checksum does not match"), ("checksum ones", "checksum does not match")])
 def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage, why):
     path = tmp_path / "m.qsdc"
     export_model(shared_lenet5, path, INFO, {"conv1": 8, "conv2": 8, "fc1": 5, "fc2": 5})
@@ -72,6 +74,10 @@ def test_damaged_file_is_one_clear_error(shared_lenet5, tmp_path, damage, why):
         data = data[:12]  # one byte short of the smallest container
     elif damage == "version":
         data[4] = 9
+    elif damage == "checksum zero":  # below any computed CRC, and above it next
+        data[-4:] = b"\x00" * 4
+    elif damage == "checksum ones":
+        data[-4:] = b"\xff" * 4
     else:
         data = bytearray()
     path.write_bytes(bytes(data))
@@ -89,6 +95,19 @@ def test_a_header_that_cannot_be_read_is_one_clear_error_even_with_a_valid_check
     body = b"QSDC" + bytes([version]) + struct.pack("<I", len(head)) + head
     with pytest.raises(CheckpointError, match="its header cannot be read"):
         unpack_container(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_committed_encoded_files_repack_byte_for_byte():
+    """Every encoded file committed in the repository (results/runs, experiments/, fixtures)
+    reads back and, packed again, gives its own bytes: the format (header deflated at level 9,
+    blob order, CRC) has not moved under the sizes that results/ reports."""
+    repo = Path(__file__).resolve().parents[2]
+    files = sorted(p for folder in ("results", "experiments", "tests")
+                   for p in (repo / folder).rglob("*.qsdc"))
+    assert len(files) >= 50
+    for path in files:
+        data = path.read_bytes()
+        assert pack_container(*unpack_container(data, str(path))) == data, path
 
 
 def test_container_round_trip():
