@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from quantsurvey.compress.pruning import (
     PruningConfig,
@@ -16,8 +17,14 @@ from quantsurvey.compress.pruning import (
 from quantsurvey.errors import ConfigError
 from quantsurvey.methods import build_config
 from quantsurvey.models import create_model
-from quantsurvey.nn.masking import adjust_dropout, prune_by_magnitude
-from quantsurvey.nn.quant import sparsity_stats
+from quantsurvey.nn.masking import (
+    Mask,
+    adjust_dropout,
+    apply_masks,
+    current_masks,
+    prune_by_magnitude,
+)
+from quantsurvey.nn.quant import effective_weight, find_transform, sparsity_stats
 
 
 def test_threshold_is_quality_times_std_of_survivors():
@@ -113,6 +120,31 @@ def test_dropout_follows_the_kept_fraction_of_the_next_linear_layer():
     adjust_dropout(model)
     assert model.drop1.p == pytest.approx(0.5 * math.sqrt(masks["fc2"].float().mean().item()))
     assert model.drop2.p == 0.5  # fc3 is not pruned
+
+
+def test_dropout_uses_the_next_linear_layer_after_it_not_the_one_before():
+    """Here the Dropout sits at an odd position among the modules, right after an unpruned
+    Linear layer (a pruned one would be followed by its mask's parametrization modules)."""
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 4),
+                          nn.Dropout(0.0), nn.Linear(4, 2))
+    apply_masks(model, {"3": torch.eye(4, 8).bool(), "5": torch.ones(2, 4).bool()})  # 4 of 32
+    names = [n for n, _ in model.named_modules()]
+    assert names.index("2") % 2 == 1 and names[names.index("2") - 1] == "1"
+    changed = adjust_dropout(model)
+    assert changed == {"2": pytest.approx(0.5 * math.sqrt(4 / 32))}  # p = 0 stays untouched
+    assert model[2].p == pytest.approx(0.5 * math.sqrt(4 / 32)) and model[4].p == 0.0
+
+
+def test_masks_applied_again_are_intersected_and_stay_zero_or_one():
+    layer = nn.Sequential(nn.Linear(3, 2))
+    first = torch.tensor([[True, True, False], [True, False, False]])
+    second = torch.tensor([[True, False, True], [True, True, False]])
+    apply_masks(layer, {"0": first})
+    apply_masks(layer, {"0": second})
+    mask = find_transform(layer[0], Mask).mask
+    assert mask.tolist() == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]  # first AND second, as 0/1
+    assert current_masks(layer)["0"].tolist() == (first & second).tolist()
+    assert torch.equal(effective_weight(layer[0]), layer[0].weight * (first & second))
 
 
 def test_bad_pruning_config():
