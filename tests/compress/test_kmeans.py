@@ -10,6 +10,7 @@ from quantsurvey.compress.kmeans import SharingConfig, assign_to_codebook, init_
 from quantsurvey.errors import ConfigError
 from quantsurvey.methods import build_config
 from quantsurvey.models import create_model
+from quantsurvey.nn.masking import Mask, prune_by_magnitude
 from quantsurvey.nn.quant import find_transform
 from quantsurvey.nn.weight_sharing import SharedCodebook, share_layer, share_weights
 
@@ -154,6 +155,42 @@ def test_share_layer_uses_2_pow_bits_minus_1_distinct_values(bits, init):
     dist = (original[:, None].double() - cents[None, :].double()).abs()
     assert torch.allclose(dist.gather(1, transform.assignment[~zeros][:, None] - 1).squeeze(1),
                           dist.min(1).values, atol=1e-6)
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_fewer_distinct_weights_than_centroids_still_give_a_full_codebook_and_exact_weights(bits):
+    w = torch.tensor([[0.5, 0.0, -1.0, 0.5], [2.0, 0.0, 0.5, -1.0]])
+    layer = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+    transform = share_layer(layer, bits, "linear", 10)
+    cents = transform.centroids.detach()
+    k = 2 ** bits - 1
+    assert cents.shape == (k,)  # however few clusters k-means filled (6 here)
+    assert cents[-1] == cents[-2] == 2.0  # padded with the largest centroid, never assigned
+    assert int(transform.assignment.max()) <= 6  # k-means' own six; the padding is never used
+    assert torch.equal(layer.weight, w)  # three distinct values: each one is a centroid
+    assert torch.equal(transform.kept(), w != 0)
+
+
+def test_an_all_pruned_layer_shares_nothing_and_keeps_nothing():
+    layer = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.zero_()
+    transform = share_layer(layer, 2, "linear", 10)
+    assert transform.centroids.detach().tolist() == [0.0, 0.0, 0.0]
+    assert not bool(transform.kept().any()) and bool((layer.weight == 0).all())
+
+
+def test_masks_of_layers_left_unshared_are_folded_into_their_weights():
+    torch.manual_seed(0)
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    prune_by_magnitude(model, {"fc1": 1.0, "fc3": 1.0})
+    zeros = model.fc1.weight == 0
+    share_weights(model, SharingConfig(bits={"fc3": 2}))
+    assert find_transform(model.fc1, Mask) is None  # folded: a plain weight with the zeros
+    assert torch.equal(model.fc1.weight == 0, zeros) and bool(zeros.any())
+    assert find_transform(model.fc3, SharedCodebook) is not None
 
 
 def test_bad_sharing_config():
