@@ -126,3 +126,12 @@ def test_a_run_whose_summary_cannot_be_written_leaves_none(smoke_cfg, tmp_path, 
     assert not (run / "summary.json").exists()
     assert not [p for p in run.iterdir() if p.name.startswith("summary.json")]  # no partial
     assert (run / "checkpoints" / "last.ckpt").exists()  # the run can still be resumed
+
+
+def test_missing_folders_are_made_and_json_keeps_its_committed_layout(tmp_path):
+    """results/runs/**/summary.json are committed as written here: two-space indents, insertion
+    order, a final newline, values JSON cannot hold written as text."""
+    path = tmp_path / "a" / "b" / "summary.json"
+    write_json_atomic(path, {"z": 1, "a": [1, 2], "p": tmp_path / "x"})
+    assert path.read_text() == (f'{{\n  "z": 1,\n  "a": [\n    1,\n    2\n  ],\n'
+                                f'  "p": "{tmp_path / "x"}"\n}}\n')
