@@ -29,8 +29,10 @@ def render_table(out: Path) -> str:
              "(killed + survived), incompetent and timed-out mutants counted as killed, at the "
              "commit named (the tests of that commit). Each module's JSON lists its surviving "
              "mutants with the reason each lives: 'equivalent' (no test can tell it from the "
-             "code, the reason says why) or 'killed since' (a later test kills it, re-applied by "
-             "hand). `after %` = mutants killed by the tests of today (at the commit, plus "
+             "code, the reason says why; a mutant inside a function's type annotation is marked "
+             "so by the script itself), 'killed since' (a later test kills it, re-applied by "
+             "hand) or 'adopted' (the mutant was the better code and replaced it; counted as "
+             "living). `after %` = mutants killed by the tests of today (at the commit, plus "
              "'killed since') ÷ the mutants that are not equivalent: the figure the goal is "
              "about; a re-run at a newer commit measures it directly.", "",
              "| module | tests | mutants | killed | survived | score % | equivalent | "
