@@ -11,7 +11,7 @@ from quantsurvey.errors import ConfigError
 from quantsurvey.methods import build_config
 from quantsurvey.models import create_model
 from quantsurvey.nn.masking import Mask, prune_by_magnitude
-from quantsurvey.nn.quant import find_transform
+from quantsurvey.nn.quant import find_transform, latent_weight
 from quantsurvey.nn.weight_sharing import SharedCodebook, share_layer, share_weights
 
 
@@ -169,6 +169,8 @@ def test_fewer_distinct_weights_than_centroids_still_give_a_full_codebook_and_ex
     assert cents.shape == (k,)  # however few clusters k-means filled (6 here)
     assert cents[-1] == cents[-2] == 2.0  # padded with the largest centroid, never assigned
     assert int(transform.assignment.max()) <= 6  # k-means' own six; the padding is never used
+    # the codebook replaces the latent weight: only the centroids train from here on
+    assert not latent_weight(layer).requires_grad and transform.centroids.requires_grad
     assert torch.equal(layer.weight, w)  # three distinct values: each one is a centroid
     assert torch.equal(transform.kept(), w != 0)
 
