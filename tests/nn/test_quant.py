@@ -173,3 +173,31 @@ def test_a_quantizer_slot_set_removed_and_set_again_runs_once():
         calls.clear()
         assert torch.equal(layer(torch.ones(1, 2)), torch.full((1, 2), 2.0))
         assert len(calls) == 1  # one hook, however often the slot was set
+
+
+def test_two_pruning_transforms_keep_only_what_both_keep():
+    _, layer, _ = _pair("linear")
+    m1, m2 = torch.rand(5, 7) > 0.3, torch.rand(5, 7) > 0.3
+    add_weight_transform(layer, Mask(m1))
+    add_weight_transform(layer, Identity())  # prunes nothing: no say in the kept positions
+    add_weight_transform(layer, Mask(m2))
+    assert torch.equal(kept_mask(layer), m1 & m2)
+    assert torch.equal(effective_weight(layer) != 0, m1 & m2 & (latent_weight(layer) != 0))
+
+
+def test_a_transform_without_state_still_gives_its_layer_a_plain_weight():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    add_weight_transform(model[0], Identity())  # no parameters, no buffers: one state key
+    plain = plain_state_dict(model)
+    assert list(plain) == ["0.bias", "0.weight", "2.weight", "2.bias"]
+    assert torch.equal(plain["0.weight"], effective_weight(model[0]))
+
+
+def test_architecture_params_count_each_weight_once_and_every_other_parameter():
+    from quantsurvey.nn.quant import architecture_params
+
+    model = create_model("lenet300_100", num_classes=10, input_shape=(1, 28, 28))
+    assert architecture_params(model) == 266_610  # 266,200 weights + 410 biases
+    apply_masks(model, {"fc1": torch.rand(300, 784) > 0.5})
+    share_layer(model.fc3, 2, "linear", 5)  # a latent weight plus centroids: still 1,000
+    assert architecture_params(model) == 266_610
