@@ -201,3 +201,12 @@ def test_architecture_params_count_each_weight_once_and_every_other_parameter():
     apply_masks(model, {"fc1": torch.rand(300, 784) > 0.5})
     share_layer(model.fc3, 2, "linear", 5)  # a latent weight plus centroids: still 1,000
     assert architecture_params(model) == 266_610
+
+
+def test_sparsity_of_a_model_with_nothing_kept_is_finite():
+    model = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False))
+    apply_masks(model, {"0": torch.zeros(3, 4, dtype=torch.bool),
+                        "1": torch.zeros(2, 3, dtype=torch.bool)})
+    assert sparsity_stats(model) == {"compress/kept_pct": 0.0, "compress/ratio": 18.0,
+                                     "compress/weight_ratio": 18.0}
+    assert sparsity_stats(nn.Sequential(nn.ReLU()))["compress/kept_pct"] == 0.0  # no layers
