@@ -10,6 +10,7 @@ from quantsurvey.nn.quant import (
     WeightTransform,
     add_weight_transform,
     effective_weight,
+    find_transform,
     input_quantizer,
     kept_mask,
     latent_weight,
@@ -182,6 +183,7 @@ def test_two_pruning_transforms_keep_only_what_both_keep():
     add_weight_transform(layer, Identity())  # prunes nothing: no say in the kept positions
     add_weight_transform(layer, Mask(m2))
     assert torch.equal(kept_mask(layer), m1 & m2)
+    assert torch.equal(find_transform(layer, Mask).kept(), m2)  # the last one of its kind
     assert torch.equal(effective_weight(layer) != 0, m1 & m2 & (latent_weight(layer) != 0))
 
 
@@ -210,3 +212,24 @@ def test_sparsity_of_a_model_with_nothing_kept_is_finite():
     assert sparsity_stats(model) == {"compress/kept_pct": 0.0, "compress/ratio": 18.0,
                                      "compress/weight_ratio": 18.0}
     assert sparsity_stats(nn.Sequential(nn.ReLU()))["compress/kept_pct"] == 0.0  # no layers
+
+
+def test_a_layer_is_quantized_by_any_one_of_weight_transform_input_or_output_quantizer():
+    from quantsurvey.nn.quant import is_quantized, set_output_quantizer
+
+    layers = [nn.Linear(3, 2) for _ in range(4)]
+    add_weight_transform(layers[1], Identity())
+    set_input_quantizer(layers[2], nn.Identity())
+    set_output_quantizer(layers[3], nn.Identity())
+    assert [is_quantized(layer) for layer in layers] == [False, True, True, True]
+
+
+def test_layers_skipped_lose_only_their_weight():
+    model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    apply_masks(model, {"fc1": torch.rand(500, 800) > 0.5})
+    keys = list(model.state_dict())
+    plain = plain_state_dict(model, skip={"conv1", "fc1"})
+    assert "conv1.weight" not in plain and "fc1.weight" not in plain
+    assert list(plain) == [k for k in plain_state_dict(model) if k not in
+                           ("conv1.weight", "fc1.weight")]
+    assert "fc2.weight" in plain and "fc2.bias" in plain and len(keys) > len(plain)
