@@ -212,6 +212,13 @@ def test_sparsity_of_a_model_with_nothing_kept_is_finite():
     assert sparsity_stats(model) == {"compress/kept_pct": 0.0, "compress/ratio": 18.0,
                                      "compress/weight_ratio": 18.0}
     assert sparsity_stats(nn.Sequential(nn.ReLU()))["compress/kept_pct"] == 0.0  # no layers
+    one = torch.zeros(3, 4, dtype=torch.bool)
+    one[0, 0] = True
+    with torch.no_grad():
+        model[0].parametrizations.weight.original.fill_(1.0)
+    model[0].parametrizations.weight[0].mask.copy_(one)
+    stats = sparsity_stats(model)
+    assert stats["compress/ratio"] == 18.0 and stats["compress/weight_ratio"] == 18.0  # 18 / 1
 
 
 def test_a_layer_is_quantized_by_any_one_of_weight_transform_input_or_output_quantizer():
@@ -222,6 +229,25 @@ def test_a_layer_is_quantized_by_any_one_of_weight_transform_input_or_output_qua
     set_input_quantizer(layers[2], nn.Identity())
     set_output_quantizer(layers[3], nn.Identity())
     assert [is_quantized(layer) for layer in layers] == [False, True, True, True]
+
+
+def test_quantizer_state_is_left_out_and_every_key_after_it_kept():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("step", torch.tensor(0.5))
+
+        def forward(self, x):
+            return x
+
+    from quantsurvey.nn.quant import set_output_quantizer
+
+    model = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    set_input_quantizer(model.conv2, Scaled())
+    set_output_quantizer(model.fc1, Scaled())
+    assert "conv2.input_quantizer.step" in model.state_dict()
+    plain = create_model("lenet5", num_classes=10, input_shape=(1, 28, 28))
+    assert list(plain_state_dict(model)) == list(plain.state_dict())
 
 
 def test_layers_skipped_lose_only_their_weight():
