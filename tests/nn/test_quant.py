@@ -212,6 +212,10 @@ def test_sparsity_of_a_model_with_nothing_kept_is_finite():
     assert sparsity_stats(model) == {"compress/kept_pct": 0.0, "compress/ratio": 18.0,
                                      "compress/weight_ratio": 18.0}
     assert sparsity_stats(nn.Sequential(nn.ReLU()))["compress/kept_pct"] == 0.0  # no layers
+    single = nn.Sequential(nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        single[0].weight.fill_(0.5)
+    assert sparsity_stats(single)["compress/kept_pct"] == 100.0  # one weight, kept
     one = torch.zeros(3, 4, dtype=torch.bool)
     one[0, 0] = True
     with torch.no_grad():
