@@ -117,6 +117,12 @@ def test_damaged_packed_codes_are_refused():
         unpack_ternary(blob[:1], 5)
     with pytest.raises(ValueError, match="0b11"):
         unpack_ternary(b"\xff\x00", 5)
+    with pytest.raises(ValueError, match="3 bytes cannot hold exactly 5"):  # one byte too many
+        unpack_ternary(blob + b"\x00", 5)
+    for bad in ([1, 2, 0], [-2, 0]):
+        with pytest.raises(ValueError, match="must be -1, 0 or \\+1"):
+            pack_ternary(torch.tensor(bad, dtype=torch.int8))
+    assert pack_ternary(torch.zeros(0, dtype=torch.int8)) == b""
 
 
 def _ttq_resnet(method: str = "ttq", depth: int = 20, **section):
