@@ -69,7 +69,7 @@ MODULES = {
     "quantsurvey/compress/admm.py": ["tests/methods/test_admm.py"],
     "quantsurvey/nn/quant.py": ["tests/nn/test_quant.py", "tests/compress/test_pruning.py",
                                 "tests/compress/test_kmeans.py", "tests/compress/test_export.py"],
-    "quantsurvey/nn/layers.py": ["tests/methods/test_registry.py",
+    "quantsurvey/nn/layers.py": ["tests/nn/test_layers.py", "tests/methods/test_registry.py",
                                  "tests/models/test_xnor_order.py"],
     "quantsurvey/nn/binary.py": ["tests/methods/test_binary.py",
                                  "tests/models/test_xnor_order.py"],
