@@ -32,6 +32,7 @@ from quantsurvey.export import load_model
 from quantsurvey.losses import squared_hinge
 from quantsurvey.methods import StageContext, build_methods
 from quantsurvey.models import create_model
+from quantsurvey.nn.binary import BinaryActivation
 from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP
 from quantsurvey.nn.quant import latent_weight
 from tests.conftest import need_shared
@@ -415,3 +416,19 @@ def test_xnor_scales_the_output_by_k():
     expected = F.conv2d(sign_binarize(x), conv.weight, padding=1) * input_scale_map(
         x, (3, 3), 1, 1)
     assert torch.allclose(conv.eval()(x), expected, atol=1e-5)
+
+
+def _stochastic_draws(seed: int, n: int) -> list[tuple]:
+    """The signs n training forwards of a stochastic BinaryActivation draw for x = 0 (P = ½)."""
+    act = BinaryActivation(stochastic=True, seed=seed).train()
+    return [tuple(act(torch.zeros(64)).tolist()) for _ in range(n)]
+
+
+def test_stochastic_draws_differ_from_step_to_step_and_between_seeds():
+    """Each training forward draws afresh (seed, draw count), and two seeds never draw the same
+    signs (a stream shifted by one seed would repeat the other's draws a step later)."""
+    streams = {seed: _stochastic_draws(seed, 4) for seed in (0, 1, 7)}
+    for seed, draws in streams.items():
+        assert len(set(draws)) == 4, f"seed {seed} repeats a draw"
+    assert not set(streams[0]) & set(streams[1]) and not set(streams[1]) & set(streams[7])
+    assert _stochastic_draws(1, 4) == streams[1]  # and a seed gives its own stream again
