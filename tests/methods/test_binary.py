@@ -432,3 +432,25 @@ def test_stochastic_draws_differ_from_step_to_step_and_between_seeds():
         assert len(set(draws)) == 4, f"seed {seed} repeats a draw"
     assert not set(streams[0]) & set(streams[1]) and not set(streams[1]) & set(streams[7])
     assert _stochastic_draws(1, 4) == streams[1]  # and a seed gives its own stream again
+
+
+def test_bwn_weight_gradient_is_alpha_through_the_signs_plus_alphas_own_term():
+    """BWN (Rastegari Eq. 4): W ≈ α·sign(W), α = mean |W| per filter. By hand:
+    ∂L/∂W_ij = g_ij·α_i·1_{|W_ij| ≤ 1} + sign(W_ij)/n · Σ_k g_ik·sign(W_ik)."""
+    from quantsurvey.nn.binary import BinaryWeight
+
+    w = torch.tensor([[0.5, -0.25, 2.0, -0.75], [-0.1, 0.3, -1.5, 0.2]], requires_grad=True)
+    g = torch.tensor([[1.0, 2.0, -1.0, 0.5], [-2.0, 1.0, 3.0, -1.0]])
+    (BinaryWeight(scaled=True)(w) * g).sum().backward()
+    s = torch.where(w >= 0, 1.0, -1.0).detach()
+    alpha = w.detach().abs().mean(dim=1, keepdim=True)
+    inside = (w.detach().abs() <= 1).float()
+    expected = g * alpha * inside + s / 4 * (g * s).sum(dim=1, keepdim=True)
+    assert torch.allclose(w.grad, expected)
+
+
+def test_a_binary_activation_made_without_arguments_is_deterministic_even_in_training():
+    """The decoded model's activations are built with the defaults (export.load_model)."""
+    act = BinaryActivation().train()
+    x = torch.linspace(-0.9, 0.9, 64)
+    assert torch.equal(act(x), torch.where(x >= 0, 1.0, -1.0)) and torch.equal(act(x), act(x))
