@@ -227,3 +227,26 @@ def test_sweeping_a_declared_grid_axis_stays_reportable_and_other_keys_do_not():
     cfg = apply_overrides_policy(compose_cfg(["experiment=anwar2015_fixed_point/lenet5_mnist",
                                               *other]), other)
     assert "compress.fixed_point.weight_step" in cfg.report_reason and cfg.budget == "custom"
+
+
+def test_tensor_statistics_by_hand():
+    from quantsurvey.nn.calibration import BINS, TensorStats
+
+    empty = TensorStats()
+    assert empty.as_dict() == {"mean": 0.0, "std": 0.0, "max_abs": 0.0, "min": math.inf,
+                               "count": 0, "histogram": []}
+    one = TensorStats()
+    one.add_moments(torch.tensor([3.0]))
+    assert (one.mean, one.std, one.max_abs, one.minimum) == (3.0, 0.0, 3.0, 3.0)
+    stats = TensorStats()
+    x = torch.tensor([-0.5, 0.1, 0.2, 0.3])  # mean 0.025
+    stats.add_moments(x)
+    assert stats.std == pytest.approx(math.sqrt((0.25 + 0.01 + 0.04 + 0.09) / 4 - 0.025 ** 2))
+    stats.add_histogram(x, 4)  # over ±max |x| = ±0.5 (not the data's own range −0.5 … 0.3):
+    assert stats.histogram == [1, 0, 2, 1]  # edges −0.5, −0.25, 0, 0.25, 0.5
+    stats.add_histogram(x, 4)  # a second batch adds its counts
+    assert stats.histogram == [2, 0, 4, 2]
+    model = nn.Sequential(nn.Linear(3, 2))
+    recorded = collect_statistics(model, [torch.randn(5, 3)])["0"]
+    assert len(recorded["weight"].histogram) == BINS == 128  # the records' format
+    assert sum(recorded["input"].histogram) == 15 and sum(recorded["output"].histogram) == 10
