@@ -454,3 +454,18 @@ def test_a_binary_activation_made_without_arguments_is_deterministic_even_in_tra
     act = BinaryActivation().train()
     x = torch.linspace(-0.9, 0.9, 64)
     assert torch.equal(act(x), torch.where(x >= 0, 1.0, -1.0)) and torch.equal(act(x), act(x))
+
+
+def test_xnor_k_is_taken_from_the_real_input_even_when_the_quantizer_came_first():
+    """attach_input_scale's pre-hook runs before the input quantizer's, whichever was attached
+    first: K = mean |x| of the real input, not of sign(x) (which would be 1)."""
+    from quantsurvey.nn.binary import attach_input_scale
+    from quantsurvey.nn.quant import set_input_quantizer
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(6, 3)
+    x = torch.randn(4, 6) * 0.3
+    plain = layer(torch.where(x >= 0, 1.0, -1.0))
+    set_input_quantizer(layer, BinaryActivation())
+    attach_input_scale(layer)
+    assert torch.allclose(layer(x), plain * x.abs().mean(dim=-1, keepdim=True))
