@@ -4,6 +4,7 @@ against the simulated network, and the bad inputs."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -338,6 +339,14 @@ def test_packed_inference_refuses_other_models(tmp_path):
     float_mlp = create_model("bnn_mlp", num_classes=10, input_shape=(1, 8, 8), width=64)
     with pytest.raises(CheckpointError, match="does not hold ±1 weights"):
         PackedBNNMLP.from_model(float_mlp)
+    binary = _trained_bnn_mlp(tmp_path, width=64)
+    PackedBNNMLP.from_model(copy.deepcopy(binary))  # taken as it is
+    for stray in (-2.0, 2.0, 0.0):  # one weight off ±1 in an otherwise binary network
+        almost = copy.deepcopy(binary)
+        with torch.no_grad():
+            almost.fcs[1].weight[0, 0] = stray
+        with pytest.raises(CheckpointError, match=r"layer fcs.1 does not hold ±1 weights"):
+            PackedBNNMLP.from_model(almost)
 
 
 def test_a_binary_file_of_another_architecture_or_truncated_is_refused(tmp_path):
