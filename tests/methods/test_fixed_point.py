@@ -238,6 +238,9 @@ def test_tensor_statistics_by_hand():
     one = TensorStats()
     one.add_moments(torch.tensor([3.0]))
     assert (one.mean, one.std, one.max_abs, one.minimum) == (3.0, 0.0, 3.0, 3.0)
+    flat = TensorStats()  # E[x²] − E[x]² rounds to −1.7e-18 here: clamped, not complex
+    flat.add_moments(torch.full((3,), 0.1, dtype=torch.float64))
+    assert flat.std == 0.0
     stats = TensorStats()
     x = torch.tensor([-0.5, 0.1, 0.2, 0.3])  # mean 0.025
     stats.add_moments(x)
