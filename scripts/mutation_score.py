@@ -127,7 +127,8 @@ def score_module(module: str, tests: list[str], tree: Path, timeout: float,
 
 def summarize(session: Path, module: str, tests: list[str], source: str) -> dict:
     """Counts, score and survivors of a cosmic-ray session; a survivor that only changes a
-    function's type annotation in `source` (the module as mutated) is marked equivalent."""
+    function's type annotation in `source` (the module's text at the commit, unmutated) is
+    marked equivalent. Reasons written by hand into an earlier record are not carried over."""
     spans = annotation_spans(source)
     dump = subprocess.run(["cosmic-ray", "dump", str(session)], check=True, capture_output=True,
                           text=True).stdout
