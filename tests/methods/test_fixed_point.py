@@ -253,3 +253,13 @@ def test_tensor_statistics_by_hand():
     recorded = collect_statistics(model, [torch.randn(5, 3)])["0"]
     assert len(recorded["weight"].histogram) == BINS == 128  # the records' format
     assert sum(recorded["input"].histogram) == 15 and sum(recorded["output"].histogram) == 10
+
+
+def test_a_quantizer_prints_its_format_and_whether_it_is_unsigned():
+    """What `print(model)` shows of a fixed-point layer (an unsigned one after a ReLU)."""
+    from quantsurvey.nn.fixed_point import FixedPointQuantizer
+
+    assert repr(FixedPointQuantizer(4, 0.25, True, signed=False)) == \
+        "FixedPointQuantizer(bits=4, step=0.25, zero_level=True, rounding=nearest, unsigned)"
+    assert repr(FixedPointQuantizer(8, 0.125, False, rounding="stochastic")) == \
+        "FixedPointQuantizer(bits=8, step=0.125, zero_level=False, rounding=stochastic)"
