@@ -14,7 +14,12 @@ scored so far). Slow (one pytest start per mutant, ≈ 4–10 s here); run by ha
 The sessions live in `--work` (default outputs/mutation/<module>/): calling the script again
 after an interruption continues each session where it stopped (the mutated copy is rebuilt from
 the commit, so a file left mutated by a kill is not carried over); the wall time recorded is
-that of the last call.
+that of the last call. `--summarize-only` rewrites the records from the finished sessions without
+running anything (commit and wall time kept from the earlier record).
+Reasons written by hand into an earlier record are carried over to the same mutant (same
+operator, occurrence and diff; quantsurvey/report/mutation_reasons.py): all of them when the
+session is the same one (summarised again or continued), only 'equivalent' ones when a new
+session re-tested the module.
 Score = killed ÷ (killed + survived); cosmic-ray's "incompetent" mutants (the module no longer
 imports) count as killed, as the tests fail on them. A survivor that changes only a function's
 type annotation is marked equivalent by itself (quantsurvey/report/annotation_mutants.py); every
@@ -36,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from quantsurvey.report.annotation_mutants import REASON, annotation_spans, in_annotation  # noqa: E402
+from quantsurvey.report.mutation_reasons import CARRIED_IN_A_NEW_SESSION, carry_reasons  # noqa: E402
 from quantsurvey.report.mutation_table import render_table  # noqa: E402
 
 # module → the tests that exercise it (the goal: ≥ 90% killed in compress/, nn/ and export,
@@ -128,7 +134,7 @@ def score_module(module: str, tests: list[str], tree: Path, timeout: float,
 def summarize(session: Path, module: str, tests: list[str], source: str) -> dict:
     """Counts, score and survivors of a cosmic-ray session; a survivor that only changes a
     function's type annotation in `source` (the module's text at the commit, unmutated) is
-    marked equivalent. Reasons written by hand into an earlier record are not carried over."""
+    marked equivalent (hand-written reasons: carry_reasons)."""
     spans = annotation_spans(source)
     dump = subprocess.run(["cosmic-ray", "dump", str(session)], check=True, capture_output=True,
                           text=True).stdout
@@ -163,6 +169,26 @@ def summarize(session: Path, module: str, tests: list[str], source: str) -> dict
             "goal_pct": goal(module), "survivors": survivors}
 
 
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def summarize_again(module: str, session: Path, previous: dict | None) -> dict:
+    """The record of a finished session, read again without running anything; the module's
+    source (for its annotations), the tests, the commit and the wall time are those of the
+    earlier record."""
+    if not (session / "session.sqlite").is_file():
+        raise SystemExit(f"mutation_score: no session for {module} in {session}: run without "
+                         f"--summarize-only first.")
+    if previous is None:
+        raise SystemExit(f"mutation_score: {module} has no earlier record to take the commit "
+                         f"and wall time from: run without --summarize-only.")
+    source = git("show", f"{previous['commit']}:{module}")
+    record = summarize(session / "session.sqlite", module, previous["tests"], source)
+    return {**record, "wall_s": previous.get("wall_s"), "commit": previous["commit"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", nargs="+", default=list(MODULES), choices=list(MODULES))
@@ -170,27 +196,38 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "mutation",
                         help="sessions, one folder per module: a second call continues them")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="rewrite the records from the sessions in --work, run nothing")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout.strip()
+    commit = git("rev-parse", "HEAD").strip()
     tree = Path(tempfile.mkdtemp(prefix="mutation-tree-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=REPO,
-                   check=True, capture_output=True)
+    if not args.summarize_only:
+        git("worktree", "add", "--detach", str(tree), commit)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         for module in args.modules:
             print(f"mutation_score: {module} …", flush=True)
             name = module.replace("/", "__").removesuffix(".py") + ".json"
-            record = {**score_module(module, MODULES[module], tree, args.timeout,
-                                     args.work / name.removesuffix(".json")),
-                      "commit": commit[:12]}
+            work = args.work / name.removesuffix(".json")
+            old = args.out / name
+            previous = json.loads(old.read_text()) if old.is_file() else None
+            same_session = (work / "session.sqlite").is_file()
+            if args.summarize_only:
+                record = summarize_again(module, work, previous)
+            else:
+                record = {**score_module(module, MODULES[module], tree, args.timeout, work),
+                          "commit": commit[:12]}
+            kinds = None if same_session else CARRIED_IN_A_NEW_SESSION
+            carried = carry_reasons((previous or {}).get("survivors", []), record["survivors"],
+                                    kinds)
             (args.out / name).write_text(json.dumps(record, indent=1) + "\n")
             (args.out / "README.md").write_text(render_table(args.out))
             print(f"  {record['score_pct']}% of {record['mutants']} killed "
-                  f"({record['survived']} survived) in {record['wall_s']} s", flush=True)
+                  f"({record['survived']} survived; {carried} reasons carried over) in "
+                  f"{record['wall_s']} s", flush=True)
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
-                       capture_output=True)
+        if not args.summarize_only:
+            git("worktree", "remove", "--force", str(tree))
 
 
 if __name__ == "__main__":

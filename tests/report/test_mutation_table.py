@@ -4,6 +4,7 @@ mutants that are not equivalent (the figure issue 15's goals are about)."""
 import json
 
 from quantsurvey.report.annotation_mutants import annotation_spans, in_annotation
+from quantsurvey.report.mutation_reasons import CARRIED_IN_A_NEW_SESSION, carry_reasons
 from quantsurvey.report.mutation_table import render_table
 
 
@@ -76,3 +77,29 @@ def test_columns_count_characters_not_bytes_as_cosmic_ray_does():
     (line, start), _ = _at(source, 6, "int | None")  # counted in bytes, both ends would move
     assert in_annotation((line, start), (line, start + 3), spans)  # 'int'
     assert not in_annotation((line, start + 10), (line, start + 11), spans)  # the space after
+
+
+def test_hand_reasons_follow_the_same_mutant_and_only_it():
+    def mutant(operator, occurrence, diff, reason=None):
+        return {"operator": operator, "occurrence": occurrence, "diff": diff,
+                **({"reason": reason} if reason else {})}
+
+    previous = [mutant("Add_Sub", 0, "-a + b\n+a - b", "equivalent: a is 0 here"),
+                mutant("Add_Sub", 1, "-c + d\n+c - d", "killed since: t::x"),
+                mutant("Lt_LtE", 0, "-x < y\n+x <= y", "adopted: the better code"),
+                mutant("Mul_Div", 0, "-e * f\n+e / f")]  # never examined
+    survivors = [mutant("Add_Sub", 0, "-a + b\n+a - b"),
+                 mutant("Add_Sub", 1, "-c + d\n+c - d"),
+                 mutant("Add_Sub", 2, "-a + b\n+a - b"),  # another occurrence: not the same
+                 mutant("Lt_LtE", 0, "-x < z\n+x <= z"),  # its code changed: not the same
+                 mutant("Mul_Div", 0, "-e * f\n+e / f"),
+                 mutant("Add_Sub", 0, "-a + b\n+a - b", "equivalent: found automatically")]
+    same_session = [dict(s) for s in survivors]
+    assert carry_reasons(previous, same_session) == 2
+    assert [s.get("reason") for s in same_session] == [
+        "equivalent: a is 0 here", "killed since: t::x", None, None, None,
+        "equivalent: found automatically"]  # a reason already given stays
+    # a new session re-tested the module: a survivor 'killed since' is not killed, say so anew
+    new_session = [dict(s) for s in survivors]
+    assert carry_reasons(previous, new_session, CARRIED_IN_A_NEW_SESSION) == 1
+    assert [s.get("reason") for s in new_session][:2] == ["equivalent: a is 0 here", None]
