@@ -40,6 +40,20 @@ def _check_binary(layers: list[nn.Module], prefix: str, first_real: bool = True)
             raise CheckpointError(f"layer {prefix}.{i} has no binary input: not a BNN")
 
 
+def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray) -> torch.Tensor:
+    """conv(signs) for ±1 `signs` (N, C, H, W) and the conv's ±1 weights packed as `words`
+    (`pack_signs(conv.weight.flatten(1))`), by im2col and a masked popcount product; any kernel
+    size, stride and zero padding (BinaryNet's are 3×3, 1, 1). No bias."""
+    n, _, h, w = signs.shape
+    cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
+    rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
+    dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words)
+    out_h = (h + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
+    out_w = (w + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
+    out = torch.from_numpy(dots).to(torch.float32).view(n, out_h * out_w, -1)
+    return out.transpose(1, 2).reshape(n, -1, out_h, out_w)
+
+
 class PackedBNNMLP:
     def __init__(self, first: torch.Tensor, packed: list[tuple[np.ndarray, int]],
                  norms: list[nn.BatchNorm1d]):
@@ -86,17 +100,6 @@ class PackedBNNConvNet:
         _check_binary(list(model.fcs), "fcs", first_real=False)
         return cls(model.eval())
 
-    def _binary_conv(self, signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray
-                     ) -> torch.Tensor:
-        n, _, h, w = signs.shape
-        cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
-        rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
-        dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words)
-        out_h = (h + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
-        out_w = (w + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
-        out = torch.from_numpy(dots).to(torch.float32).view(n, out_h * out_w, -1)
-        return out.transpose(1, 2).reshape(n, -1, out_h, out_w)
-
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
@@ -104,7 +107,7 @@ class PackedBNNConvNet:
             if i == 0:
                 x = F.conv2d(x, conv.weight, padding=conv.padding, stride=conv.stride)
             else:
-                x = self._binary_conv(sign_binarize(x), conv, self.conv_words[i - 1])
+                x = binary_conv2d(sign_binarize(x), conv, self.conv_words[i - 1])
             if i % 2 == 1:
                 x = F.max_pool2d(x, 2)
             x = bn(x)

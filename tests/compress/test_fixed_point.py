@@ -295,3 +295,46 @@ def test_unsigned_codes_use_every_level_on_non_negative_inputs(zero_level):
     grad = torch.tensor([-1.0, 0.5, 4.0], requires_grad=True)
     fake_quantize(grad, s, 3, zero_level, signed=False).sum().backward()
     assert grad.grad.tolist() == [1.0, 1.0, 1.0]  # straight through, also where saturated
+
+
+def test_l2_optimal_step_parts_by_hand():
+    """Found by mutation testing (each part of the search was hidden by the others):
+    - one scan point and no refinement give the scan's end, 4·max|x| / 2^(b−1);
+    - x = (1, 3), 2 mid-rise bits (levels ±s/2, ±3s/2), one scan point (s = 6): the alternating
+      minimisation goes 6 → 4 (codes ½, ½: s = Σx·c / Σc² = 2 / 0.5) and stays there, error 1
+      against 2 at s = 6;
+    - the best scan point is the first (the optimum, ≈ 1.07, lies below the scan): Brent's
+      interval starts at that point; the default search beats a 20,000-point brute force."""
+    x = torch.tensor([0.3, -2.0, 1.1], dtype=torch.float64)
+    assert l2_optimal_step(x, 3, scan=1, iterations=0) == 4 * 2.0 / 4
+    assert l2_optimal_step(x, 1, scan=1, iterations=0) == 4 * 2.0 / 1
+    assert l2_optimal_step(torch.tensor([1.0, 3.0], dtype=torch.float64), 2, zero_level=False,
+                           scan=1) == 4.0
+    gen = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.randn(2000, generator=gen, dtype=torch.float64),
+                   torch.tensor([5.0], dtype=torch.float64)])
+    brute = min(quantization_mse(y, float(s), 2)
+                for s in torch.linspace(0.01, 10, 20_000, dtype=torch.float64))
+    coarse = l2_optimal_step(y, 2, scan=3)  # scan points 3.33, 6.67, 10: all above the optimum
+    assert 1.0 < coarse < 1.15 and quantization_mse(y, coarse, 2) <= brute * (1 + 1e-6)
+    assert quantization_mse(y, l2_optimal_step(y, 2), 2) <= brute  # the default scan of 400
+
+
+def test_fake_quantize_of_exact_zeros_and_rounding_names_and_a_zero_step():
+    """Edges found by mutation testing: an exact 0 stays finite through the straight-through
+    term; a rounding name is compared by value (a name read from a config is not the literal
+    `"stochastic"`), and an unknown name before or after it is refused; a step of 0 is refused
+    with the function's own message."""
+    x = torch.tensor([0.0, 0.3, -0.2], requires_grad=True)
+    q = fake_quantize(x, 0.25, 4)
+    assert q.tolist() == [0.0, 0.25, -0.25]
+    q.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0]
+    name = "".join(["stoch", "astic"])  # equal to, but not the same object as, the literal
+    gen = torch.Generator().manual_seed(0)
+    assert quantize(torch.tensor([0.1]), 1.0, 4, rounding=name, generator=gen).item() in (0, 1)
+    for bad in ("floor", "truncate"):  # sorting before and after "stochastic"
+        with pytest.raises(ValueError, match=f"rounding='{bad}': choose one of"):
+            quantize(torch.tensor([0.1]), 1.0, 4, rounding=bad)
+    with pytest.raises(ValueError, match="step=0.0 must be a positive number"):
+        power_of_two_step(0.0)

@@ -68,6 +68,40 @@ def test_admm_finds_the_constrained_least_squares_optimum():
     assert len(state.history) == 60 and state.history[-1]["rho"] == pytest.approx(50.0)
 
 
+def test_one_z_and_u_update_and_the_penalty_by_hand():
+    """Eqs. 6–8 on four weights, half kept: Z = Π(W + U), U ← U + W − Z, ρ grows up to ρ_max,
+    and the penalty ρ/2‖W − Z + U‖² (mutation testing found all of these untested by value:
+    the convergence test above also converges with Z = Π(W − U) or with ρ − 2 for ρ/2)."""
+    w0 = torch.tensor([3.0, -1.0, 0.5, 2.0])
+    state = ADMMState({"a": w0}, {"a": 0.5}, rho=0.5)
+    assert state.z["a"].tolist() == [3.0, 0.0, 0.0, 2.0] and state.u["a"].tolist() == [0.0] * 4
+    rec = state.update({"a": torch.tensor([1.0, -2.0, 0.25, 0.125])}, rho_growth=3.0, rho_max=1.0)
+    assert state.z["a"].tolist() == [1.0, -2.0, 0.0, 0.0]
+    assert state.u["a"].tolist() == [0.0, 0.0, 0.25, 0.125]
+    assert rec["support_changed/a"] == 0.5  # index 3 left the support, 2 survivors
+    assert rec["rho"] == 0.5 and state.rho == 1.0  # 0.5 · 3 capped at ρ_max
+    w2 = torch.tensor([0.0, 0.125, 0.25, 0.125])  # W + U = [0, 0.125, 0.5, 0.25]: keep 2 and 3
+    state.update({"a": w2})
+    assert state.z["a"].tolist() == [0.0, 0.0, 0.5, 0.25]
+    assert state.u["a"].tolist() == [0.0, 0.125, 0.0, 0.0]  # U + W − Z
+    # ρ/2 ‖W − Z + U‖²: (1 − 0 + 0.5)² + (−1 − 0 + 0)² = 3.25, times 0.75 / 2
+    penalty = admm_penalty({"a": torch.tensor([1.0, -1.0])}, {"a": torch.zeros(2)},
+                           {"a": torch.tensor([0.5, 0.0])}, 0.75)
+    assert float(penalty) == pytest.approx(0.375 * 3.25)
+
+
+def test_the_edges_of_a_valid_admm_config_are_accepted():
+    from quantsurvey.compress.admm import ADMMConfig
+
+    config = ADMMConfig(kept={"fc1": 1.0}, rho_max=2.0)  # keep everything; ρ may grow to 2
+    assert config.rho == 1e-4  # the authors' ρ (PAPERS.md) where a config names none
+    assert ADMMConfig(kept={"fc1": 0.5}, rho=0.5, rho_max=0.5).rho_max == 0.5
+    with pytest.raises(ValueError, match=r"kept.fc1=-0.5 must be in \(0, 1\]"):
+        ADMMConfig(kept={"fc1": -0.5})
+    with pytest.raises(ValueError, match="rho_max=0.1 must be >= rho=0.5"):
+        ADMMConfig(kept={"fc1": 0.5}, rho=0.5, rho_max=0.1)
+
+
 @pytest.mark.parametrize("section,needle", [
     ({"kept": {"fc1": 0}}, "compress.admm: kept.fc1=0 must be in (0, 1]"),
     ({"kept": {"fc1": 1.5}}, "compress.admm: kept.fc1=1.5 must be in (0, 1]"),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from quantsurvey.compress.binary import (
     binarize_ste,
@@ -34,7 +35,7 @@ from quantsurvey.losses import squared_hinge
 from quantsurvey.methods import StageContext, build_methods
 from quantsurvey.models import create_model
 from quantsurvey.nn.binary import BinaryActivation
-from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP
+from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP, binary_conv2d
 from quantsurvey.nn.quant import latent_weight
 from tests.conftest import need_shared
 
@@ -322,6 +323,22 @@ def test_packed_convolutions_equal_the_simulated_convnet_exactly(tmp_path):
     with pytest.raises(CheckpointError, match="needs a bnn_convnet"):
         (tmp_path / "mlp").mkdir()
         PackedBNNConvNet.from_model(_trained_bnn_mlp(tmp_path / "mlp"))
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [((3, 2), (2, 1), (1, 0)),
+                                                    ((2, 3), (1, 2), (0, 1)),
+                                                    ((3, 3), (1, 1), (1, 1))])
+def test_a_packed_convolution_of_any_shape_equals_conv2d_on_signs(kernel, stride, padding):
+    """Non-square kernels, strides and paddings (BinaryNet's own are all 3×3, 1, 1, where a
+    height swapped for a width goes unseen): 5 channels × 6 = 30 entries per column."""
+    gen = torch.Generator().manual_seed(8)
+    conv = nn.Conv2d(5, 4, kernel, stride=stride, padding=padding, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen).sign())
+    signs = torch.randn(2, 5, 7, 9, generator=gen).sign()
+    got = binary_conv2d(signs, conv, pack_signs(conv.weight.detach().flatten(1)))
+    want = F.conv2d(signs, conv.weight.detach(), stride=stride, padding=padding)
+    assert got.shape == want.shape and torch.equal(got, want)
 
 
 def test_masked_popcount_counts_only_valid_positions():

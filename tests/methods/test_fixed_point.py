@@ -263,3 +263,22 @@ def test_a_quantizer_prints_its_format_and_whether_it_is_unsigned():
         "FixedPointQuantizer(bits=4, step=0.25, zero_level=True, rounding=nearest, unsigned)"
     assert repr(FixedPointQuantizer(8, 0.125, False, rounding="stochastic")) == \
         "FixedPointQuantizer(bits=8, step=0.125, zero_level=False, rounding=stochastic)"
+
+
+def test_stochastic_rounding_draws_anew_each_forward_and_no_two_seeds_share_a_draw():
+    """Each training forward draws fresh noise from (seed, forwards so far): three forwards of
+    seeds 0 and 1 give six different roundings, a new layer with the same seed repeats them,
+    and evaluation rounds to nearest without drawing."""
+    w = torch.full((4000,), 0.5 * 0.25 + 0.25)  # halfway between the levels 0.25 and 0.5
+
+    def roundings(seed):
+        layer = FixedPointWeight(4, 0.25, rounding="stochastic", seed=seed).train()
+        return [tuple(layer(w).tolist()) for _ in range(3)], layer
+
+    draws0, layer0 = roundings(0)
+    draws1, _ = roundings(1)
+    assert len(set(draws0 + draws1)) == 6  # no draw repeats, within or across seeds
+    assert roundings(0)[0] == draws0
+    assert int(layer0.draws) == 3
+    assert layer0.eval()(w).tolist() == [0.5] * 4000  # to nearest (1.5 steps → 2), no draw
+    assert int(layer0.draws) == 3
