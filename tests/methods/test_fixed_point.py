@@ -268,7 +268,7 @@ def test_a_quantizer_prints_its_format_and_whether_it_is_unsigned():
 def test_stochastic_rounding_draws_anew_each_forward_and_no_two_seeds_share_a_draw():
     """Each training forward draws fresh noise from (seed, forwards so far): three forwards of
     seeds 0 and 1 give six different roundings, a new layer with the same seed repeats them,
-    and evaluation rounds to nearest without drawing."""
+    evaluation rounds to nearest without drawing, and so does training with 'nearest'."""
     w = torch.full((4000,), 0.5 * 0.25 + 0.25)  # halfway between the levels 0.25 and 0.5
 
     def roundings(seed):
@@ -282,3 +282,8 @@ def test_stochastic_rounding_draws_anew_each_forward_and_no_two_seeds_share_a_dr
     assert int(layer0.draws) == 3
     assert layer0.eval()(w).tolist() == [0.5] * 4000  # to nearest (1.5 steps → 2), no draw
     assert int(layer0.draws) == 3
+    nearest = FixedPointWeight(4, 0.25, seed=0).train()  # training mode, round to nearest
+    assert nearest(w).tolist() == [0.5] * 4000 and int(nearest.draws) == 0
+    named = "".join(["stoch", "astic"])  # a name read from a config: equal, not identical
+    assert FixedPointWeight(4, 0.25, rounding=named, seed=0).train()(w).tolist() == \
+        list(draws0[0])
