@@ -14,12 +14,14 @@ from scipy import integrate
 from quantsurvey.compress.bit_pack import pack_codes, packed_size, unpack_codes
 from quantsurvey.compress.fixed_point import (
     check_bits,
+    code_values,
     fake_quantize,
     l2_optimal_step,
     levels,
     power_of_two_step,
     quantization_mse,
     quantize,
+    quantize_codes,
 )
 from quantsurvey.compress.optimal_quantizer import (
     density,
@@ -338,3 +340,14 @@ def test_fake_quantize_of_exact_zeros_and_rounding_names_and_a_zero_step():
             quantize(torch.tensor([0.1]), 1.0, 4, rounding=bad)
     with pytest.raises(ValueError, match="step=0.0 must be a positive number"):
         power_of_two_step(0.0)
+
+
+def test_defaults_an_all_zero_tensor_and_a_negative_step():
+    """Found by mutation testing: the documented defaults are the zero-level quantizer (codes k,
+    levels k·s; mid-rise would give 0.3 → code 0, level (k + ½)·s); an all-zero tensor has no
+    step to find and gets 1.0; a negative step is refused with the function's own message."""
+    assert quantize_codes(torch.tensor([0.3, -0.3]), 0.25, 4).tolist() == [1.0, -1.0]
+    assert code_values(torch.tensor([1.0, -2.0]), 0.25).tolist() == [0.25, -0.5]
+    assert l2_optimal_step(torch.zeros(5), 4) == 1.0
+    with pytest.raises(ValueError, match="step=-0.5 must be a positive number"):
+        power_of_two_step(-0.5)
