@@ -226,8 +226,9 @@ def main() -> None:
                   f"({record['survived']} survived; {carried} reasons carried over) in "
                   f"{record['wall_s']} s", flush=True)
     finally:
-        if not args.summarize_only:
-            git("worktree", "remove", "--force", str(tree))
+        if not args.summarize_only:  # unchecked: a failure here must not hide the real one
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
+                           capture_output=True)
 
 
 if __name__ == "__main__":
