@@ -351,3 +351,12 @@ def test_defaults_an_all_zero_tensor_and_a_negative_step():
     assert l2_optimal_step(torch.zeros(5), 4) == 1.0
     with pytest.raises(ValueError, match="step=-0.5 must be a positive number"):
         power_of_two_step(-0.5)
+
+
+def test_quantization_mse_by_hand_and_nearest_compared_by_value():
+    """x = (0.3, −0.2), step 0.25, 4 bits: Q(x) = (0.25, −0.25), both errors 0.05, mean square
+    0.0025; a 'nearest' read from a config (equal, not the same object) rounds to nearest."""
+    x = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    assert quantization_mse(x, 0.25, 4) == pytest.approx(0.0025, rel=1e-12)
+    name = "".join(["near", "est"])
+    assert quantize(x, 0.25, 4, rounding=name).tolist() == [0.25, -0.25]
