@@ -6,15 +6,30 @@ length n, the dot product is
 
     a · b = n − 2 · popcount(a XOR b)
 
-(matching signs add 1, differing ones subtract 1). The popcount is numpy's `bitwise_count`
-(a vectorised hardware popcount where the CPU has one): no compiled extension to build, the same
-on every platform numpy ≥ 2.0 supports; the integers are exact.
+(matching signs add 1, differing ones subtract 1). Two kernels give the same exact integers:
+
+- `compiled`: quantsurvey/compress/_popcount.c, one fused loop (XOR, hardware popcount, sum)
+  with no temporaries, built by `pip install` where a C compiler exists (optional in setup.py);
+  it picks AVX-512 VPOPCNTDQ or POPCNT at run time. At batch 1 the numpy kernel spends most of its
+  time writing and re-reading the XOR and count arrays, so this is the one that makes packed
+  inference pay (results/benchmarks/xnor.json).
+- `numpy`: numpy's `bitwise_count` (numpy ≥ 2.0) on XORed words, summed per row; no build.
+
+`KERNEL` says which one runs by default (`kernel="auto"`): the compiled one if it was built.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+try:  # built by setup.py where a C compiler exists; absent elsewhere
+    from quantsurvey.compress import _popcount
+except ImportError:
+    _popcount = None
+
+KERNEL = f"compiled ({_popcount.KERNEL})" if _popcount is not None else "numpy"
+KERNELS = ("auto", "compiled", "numpy")
 
 
 def pack_bits(bits: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -35,12 +50,36 @@ def pack_signs(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return pack_bits(x >= 0)
 
 
+def _use_compiled(kernel: str) -> bool:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "compiled" and _popcount is None:
+        raise RuntimeError("the compiled popcount kernel was not built (no C compiler at install "
+                           "time): install one and run `pip install -e .` again, or use "
+                           "kernel='numpy'")
+    return _popcount is not None and kernel != "numpy"
+
+
+def _compiled_matmul(a_words: np.ndarray, valid_words: np.ndarray | None, b_words: np.ndarray,
+                     k: int) -> np.ndarray:
+    a = np.ascontiguousarray(a_words, dtype=np.uint64)
+    b = np.ascontiguousarray(b_words, dtype=np.uint64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"packed rows must be (N, W) and (M, W), got {a.shape} and {b.shape}")
+    valid = None if valid_words is None else np.ascontiguousarray(valid_words, dtype=np.uint64)
+    out = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+    _popcount.matmul(a, valid, b, out, a.shape[0], b.shape[0], a.shape[1], k)
+    return out
+
+
 def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int, chunk: int = 16,
-                  workspace: dict | None = None) -> np.ndarray:
+                  workspace: dict | None = None, kernel: str = "auto") -> np.ndarray:
     """(N, W) × (M, W) packed ±1 rows → (N, M) int32 dot products of length `k`:
-    k − 2·popcount(a XOR b), computed `chunk` rows of a at a time (bounded memory). A
-    `workspace` dict keeps the temporary arrays between calls (no fresh pages per call: for
-    batch 1 the allocation cost as much as the arithmetic)."""
+    k − 2·popcount(a XOR b). The numpy kernel works `chunk` rows of a at a time (bounded
+    memory), and a `workspace` dict keeps its temporary arrays between calls (no fresh pages per
+    call: for batch 1 the allocation cost as much as the arithmetic)."""
+    if _use_compiled(kernel):
+        return _compiled_matmul(a_words, None, b_words, k)
     n, (m, w) = a_words.shape[0], b_words.shape
     out = np.empty((n, m), dtype=np.int32)
     ws = {} if workspace is None else workspace
@@ -59,12 +98,14 @@ def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int, chunk: int =
     return out
 
 
-def masked_binary_matmul(a_words: np.ndarray, valid_words: np.ndarray, b_words: np.ndarray
-                         ) -> np.ndarray:
+def masked_binary_matmul(a_words: np.ndarray, valid_words: np.ndarray, b_words: np.ndarray,
+                         kernel: str = "auto") -> np.ndarray:
     """Like `binary_matmul` where some entries of each a-row are 0 (a convolution's zero
     padding; `valid_words` = `pack_bits(row != 0)`): only positions whose valid bit is set
     count, so row i's dot product with b_j is popcount(valid_i) − 2·popcount((a_i XOR b_j) AND
     valid_i)."""
+    if _use_compiled(kernel):
+        return _compiled_matmul(a_words, valid_words, b_words, 0)
     n, m = a_words.shape[0], b_words.shape[0]
     out = np.empty((n, m), dtype=np.int32)
     counts = np.bitwise_count(valid_words).sum(axis=1, dtype=np.int32)
