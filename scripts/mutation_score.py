@@ -203,6 +203,9 @@ def main() -> None:
     tree = Path(tempfile.mkdtemp(prefix="mutation-tree-")) / "tree"
     if not args.summarize_only:
         git("worktree", "add", "--detach", str(tree), commit)
+        # the compiled popcount kernel, as `pip install` builds it (a test checks it is there)
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
+                       check=True, capture_output=True)
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         for module in args.modules:

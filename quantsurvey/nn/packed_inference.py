@@ -1,11 +1,11 @@
 """Real binary inference for BinaryNet's networks (`bnn_mlp`, `bnn_convnet` with the `bnn`
-method): the binary layers run on packed words with XNOR and popcount
-(`compress.xnor_popcount`); the first layer (real pixels × ±1 weights), pooling and the batch
-norms run in float exactly as in the simulated network, so the logits are bit-identical to the
-simulated network's: a binary layer's float32 sum of ±1 products is an exact integer
-(|sum| ≤ fan-in < 2^24), which is what popcount computes. A binary convolution is an im2col
-(`F.unfold`) of the signs followed by a masked popcount product: the zero padding is neither +1
-nor −1, so each column carries a mask of its valid positions.
+method): the binary layers run on packed words with XNOR and popcount (`compress.xnor_popcount`,
+its compiled kernel where one was built); the first layer (real pixels × ±1 weights), pooling
+and the batch norms run in float exactly as in the simulated network, so the logits are
+bit-identical to the simulated network's: a binary layer's float32 sum of ±1 products is an
+exact integer (|sum| ≤ fan-in < 2^24), which is what popcount computes. A binary convolution is
+an im2col (`F.unfold`) of the signs followed by a masked popcount product: the zero padding is
+neither +1 nor −1, so each column carries a mask of its valid positions.
 
     packed = PackedBNNMLP.from_model(load_model("model.qsdc"))   # or PackedBNNConvNet
     logits = packed(x)
@@ -40,14 +40,16 @@ def _check_binary(layers: list[nn.Module], prefix: str, first_real: bool = True)
             raise CheckpointError(f"layer {prefix}.{i} has no binary input: not a BNN")
 
 
-def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray) -> torch.Tensor:
+def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray,
+                  kernel: str = "auto") -> torch.Tensor:
     """conv(signs) for ±1 `signs` (N, C, H, W) and the conv's ±1 weights packed as `words`
     (`pack_signs(conv.weight.flatten(1))`), by im2col and a masked popcount product; any kernel
-    size, stride and zero padding (BinaryNet's are 3×3, 1, 1). No bias."""
+    size, stride and zero padding (BinaryNet's are 3×3, 1, 1). No bias. `kernel`: the popcount
+    kernel (`compress.xnor_popcount.KERNELS`)."""
     n, _, h, w = signs.shape
     cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
     rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
-    dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words)
+    dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words, kernel=kernel)
     out_h = (h + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
     out_w = (w + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
     out = torch.from_numpy(dots).to(torch.float32).view(n, out_h * out_w, -1)
@@ -56,12 +58,12 @@ def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray) -> to
 
 class PackedBNNMLP:
     def __init__(self, first: torch.Tensor, packed: list[tuple[np.ndarray, int]],
-                 norms: list[nn.BatchNorm1d]):
-        self.first, self.packed, self.norms = first, packed, norms
+                 norms: list[nn.BatchNorm1d], kernel: str = "auto"):
+        self.first, self.packed, self.norms, self.kernel = first, packed, norms, kernel
         self.workspaces: list[dict] = [{} for _ in packed]  # one per layer: shapes differ
 
     @classmethod
-    def from_model(cls, model: nn.Module) -> PackedBNNMLP:
+    def from_model(cls, model: nn.Module, kernel: str = "auto") -> PackedBNNMLP:
         """From a plain `bnn_mlp` whose weights are ±1 and whose layers after the first have
         binary inputs (a decoded `bnn` file); anything else is refused."""
         fcs, bns = getattr(model, "fcs", None), getattr(model, "bns", None)
@@ -70,14 +72,15 @@ class PackedBNNMLP:
         _check_binary(list(fcs), "fcs")
         model.eval()
         packed = [(pack_signs(fc.weight.detach()), fc.in_features) for fc in fcs[1:]]
-        return cls(fcs[0].weight.detach().clone(), packed, list(bns))
+        return cls(fcs[0].weight.detach().clone(), packed, list(bns), kernel)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norms[0](F.linear(x.flatten(1), self.first))
         for (words, fan_in), norm, ws in zip(self.packed, self.norms[1:], self.workspaces,
                                              strict=True):
-            dots = binary_matmul(pack_signs(sign_binarize(h)), words, fan_in, workspace=ws)
+            dots = binary_matmul(pack_signs(sign_binarize(h)), words, fan_in, workspace=ws,
+                                 kernel=self.kernel)
             h = norm(torch.from_numpy(dots).to(torch.float32))
         return h
 
@@ -85,20 +88,20 @@ class PackedBNNMLP:
 class PackedBNNConvNet:
     """BinaryNet's ConvNet: conv → (pool) → BN → sign per conv, then the fc layers as the MLP."""
 
-    def __init__(self, model: nn.Module):
-        self.model = model
+    def __init__(self, model: nn.Module, kernel: str = "auto"):
+        self.model, self.kernel = model, kernel
         self.conv_words = [pack_signs(c.weight.detach().flatten(1)) for c in model.convs[1:]]
         self.fc_words = [(pack_signs(fc.weight.detach()), fc.in_features) for fc in model.fcs]
         self.workspaces: list[dict] = [{} for _ in model.fcs]
 
     @classmethod
-    def from_model(cls, model: nn.Module) -> PackedBNNConvNet:
+    def from_model(cls, model: nn.Module, kernel: str = "auto") -> PackedBNNConvNet:
         if not (hasattr(model, "convs") and hasattr(model, "fcs")):
             raise CheckpointError(f"packed inference needs a bnn_convnet, got "
                                   f"{type(model).__name__}")
         _check_binary(list(model.convs), "convs")
         _check_binary(list(model.fcs), "fcs", first_real=False)
-        return cls(model.eval())
+        return cls(model.eval(), kernel)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,13 +110,14 @@ class PackedBNNConvNet:
             if i == 0:
                 x = F.conv2d(x, conv.weight, padding=conv.padding, stride=conv.stride)
             else:
-                x = binary_conv2d(sign_binarize(x), conv, self.conv_words[i - 1])
+                x = binary_conv2d(sign_binarize(x), conv, self.conv_words[i - 1], self.kernel)
             if i % 2 == 1:
                 x = F.max_pool2d(x, 2)
             x = bn(x)
         x = x.flatten(1)
         for (words, fan_in), bn, ws in zip(self.fc_words, m.fc_bns, self.workspaces,
                                            strict=True):
-            dots = binary_matmul(pack_signs(sign_binarize(x)), words, fan_in, workspace=ws)
+            dots = binary_matmul(pack_signs(sign_binarize(x)), words, fan_in, workspace=ws,
+                                 kernel=self.kernel)
             x = bn(torch.from_numpy(dots).to(torch.float32))
         return x

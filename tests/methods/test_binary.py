@@ -37,7 +37,7 @@ from quantsurvey.methods import StageContext, build_methods
 from quantsurvey.models import create_model
 from quantsurvey.nn.binary import BinaryActivation
 from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP, binary_conv2d
-from quantsurvey.nn.quant import latent_weight
+from quantsurvey.nn.quant import latent_weight, set_input_quantizer
 from tests.conftest import need_shared
 
 # built at install where a C compiler exists; tests/compress/test_xnor_popcount.py fails if a
@@ -275,16 +275,18 @@ def test_packing_anything_but_booleans_is_refused():
             pack_bits(rows)
 
 
-def test_packed_inference_equals_the_simulated_network_exactly(tmp_path):
+@pytest.mark.parametrize("kernel", ["numpy", pytest.param("compiled", marks=needs_compiled)])
+def test_packed_inference_equals_the_simulated_network_exactly(tmp_path, kernel):
     decoded = _trained_bnn_mlp(tmp_path)  # width 130: not a multiple of 64
-    packed = PackedBNNMLP.from_model(decoded)
+    packed = PackedBNNMLP.from_model(decoded, kernel=kernel)
     for seed in range(3):
         x = torch.randn(50, 1, 8, 8, generator=torch.Generator().manual_seed(10 + seed))
         assert torch.equal(packed(x), decoded(x))
 
 
 @pytest.mark.data
-def test_packed_inference_equals_simulation_on_real_mnist(tmp_path):
+@pytest.mark.parametrize("kernel", ["numpy", pytest.param("compiled", marks=needs_compiled)])
+def test_packed_inference_equals_simulation_on_real_mnist(tmp_path, kernel):
     from quantsurvey.data import create_datamodule
 
     root = need_shared("MNIST", "raw")  # the data root that holds MNIST/raw
@@ -305,7 +307,7 @@ def test_packed_inference_equals_simulation_on_real_mnist(tmp_path):
             model(dm.on_after_batch_transfer(batch, 0)[0])
     model.eval()
     decoded, _, _ = m.after_training(model, ctx)
-    packed = PackedBNNMLP.from_model(decoded)
+    packed = PackedBNNMLP.from_model(decoded, kernel=kernel)
     seen = 0
     for batch in dm.test_dataloader():
         x, _ = dm.on_after_batch_transfer(batch, 0)
@@ -314,8 +316,7 @@ def test_packed_inference_equals_simulation_on_real_mnist(tmp_path):
     assert seen == 10_000
 
 
-def test_packed_convolutions_equal_the_simulated_convnet_exactly(tmp_path):
-    """16 channels × 3×3 = 144 entries per column (not a multiple of 64), zero padding masked."""
+def _trained_bnn_convnet(tmp_path):
     model = create_model("bnn_convnet", num_classes=10, input_shape=(3, 16, 16), width=0.125)
     (m,) = build_methods({"bnn": {}})
     ctx = _ctx(tmp_path, (3, 16, 16), "bnn_convnet", {"width": 0.125})
@@ -324,7 +325,14 @@ def test_packed_convolutions_equal_the_simulated_convnet_exactly(tmp_path):
         model.train()(torch.randn(64, 3, 16, 16, generator=torch.Generator().manual_seed(6)))
     model.eval()
     decoded, _, _ = m.after_training(model, ctx)
-    packed = PackedBNNConvNet.from_model(decoded)
+    return decoded
+
+
+@pytest.mark.parametrize("kernel", ["numpy", pytest.param("compiled", marks=needs_compiled)])
+def test_packed_convolutions_equal_the_simulated_convnet_exactly(tmp_path, kernel):
+    """16 channels × 3×3 = 144 entries per column (not a multiple of 64), zero padding masked."""
+    decoded = _trained_bnn_convnet(tmp_path)
+    packed = PackedBNNConvNet.from_model(decoded, kernel=kernel)
     x = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(7))
     assert torch.equal(packed(x), decoded(x))
     with pytest.raises(CheckpointError, match="needs a bnn_convnet"):
@@ -373,6 +381,34 @@ def test_packed_inference_refuses_other_models(tmp_path):
             almost.fcs[1].weight[0, 0] = stray
         with pytest.raises(CheckpointError, match=r"layer fcs.1 does not hold ±1 weights"):
             PackedBNNMLP.from_model(almost)
+
+
+def test_packed_inference_refuses_a_network_missing_a_part(tmp_path):
+    """An MLP without its batch norms or without its layers, a binary layer fed real values,
+    and a ConvNet whose first fully connected layer lost its binary input: each refused by name
+    before anything is packed (not a TypeError from deep inside)."""
+    binary = _trained_bnn_mlp(tmp_path, width=64)
+    for part in ("bns", "fcs"):
+        partial = copy.deepcopy(binary)
+        delattr(partial, part)
+        with pytest.raises(CheckpointError, match="needs a bnn_mlp"):
+            PackedBNNMLP.from_model(partial)
+    real_input = copy.deepcopy(binary)
+    set_input_quantizer(real_input.fcs[2], None)
+    with pytest.raises(CheckpointError, match="layer fcs.2 has no binary input"):
+        PackedBNNMLP.from_model(real_input)
+    (tmp_path / "conv").mkdir()
+    convnet = _trained_bnn_convnet(tmp_path / "conv")
+    PackedBNNConvNet.from_model(copy.deepcopy(convnet))  # taken as it is
+    set_input_quantizer(convnet.fcs[0], None)  # the ConvNet's fcs are all binary-input
+    with pytest.raises(CheckpointError, match="layer fcs.0 has no binary input"):
+        PackedBNNConvNet.from_model(convnet)
+
+
+def test_packed_inference_builds_no_autograd_graph(tmp_path):
+    packed = PackedBNNMLP.from_model(_trained_bnn_mlp(tmp_path, width=64))
+    out = packed(torch.randn(3, 1, 8, 8, requires_grad=True))
+    assert out.grad_fn is None and not out.requires_grad
 
 
 def test_a_binary_file_of_another_architecture_or_truncated_is_refused(tmp_path):
