@@ -5,6 +5,7 @@ b-bit packing."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -360,3 +361,61 @@ def test_quantization_mse_by_hand_and_nearest_compared_by_value():
     assert quantization_mse(x, 0.25, 4) == pytest.approx(0.0025, rel=1e-12)
     name = "".join(["near", "est"])
     assert quantize(x, 0.25, 4, rounding=name).tolist() == [0.25, -0.25]
+
+
+def _observed_search(monkeypatch, x, bits, zero_level, scan):
+    """Run l2_optimal_step with Brent's method replaced by a recorder that never wins, and the
+    steps at which the alternating minimisation asked for codes recorded."""
+    import scipy.optimize
+
+    from quantsurvey.compress import fixed_point
+
+    brent, coded = [], []
+    real_codes = fixed_point.quantize_codes
+
+    def recorder(fun, bounds, method, options):
+        brent.append((bounds, method, options["xatol"]))
+        return SimpleNamespace(fun=math.inf, x=math.nan)
+
+    def codes(x, step, *args):
+        coded.append(float(step))
+        return real_codes(x, step, *args)
+
+    monkeypatch.setattr(scipy.optimize, "minimize_scalar", recorder)
+    monkeypatch.setattr(fixed_point, "quantize_codes", codes)
+    step = l2_optimal_step(x, bits, zero_level, scan=scan)
+    return step, brent, coded
+
+
+def test_l2_optimal_step_search_parts_observed(monkeypatch):
+    """Each part of the search watched on its own (mutation testing: each was hidden by the
+    others). Brent's interval is the scan neighbours of each of the best three scan points,
+    clipped at the grid's ends, with xatol = lo·1e-6; the alternating minimisation stops as soon
+    as the step repeats, and at once where every code is 0 (Σc² = 0: no step to take)."""
+    x = torch.randn(500, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    for scan in (2, 20):  # 2: both ends clipped; 20: inner points from 3 up, either parity
+        grid = [float(x.abs().max()) * 4 / 4 * k / scan for k in range(1, scan + 1)]
+        errors = [quantization_mse(x, s, 3) for s in grid]
+        best = sorted(range(scan), key=errors.__getitem__)[:3]
+        _, brent, _ = _observed_search(monkeypatch, x, 3, True, scan)
+        want = [((grid[max(i - 1, 0)], grid[min(i + 1, scan - 1)]), "bounded",
+                 grid[max(i - 1, 0)] * 1e-6) for i in best]
+        assert len(brent) == len(want) == min(3, scan)
+        for (bounds, method, xatol), (want_bounds, want_method, want_xatol) in zip(
+                brent, want, strict=True):
+            assert bounds == pytest.approx(want_bounds, rel=1e-12)
+            assert method == want_method and xatol == pytest.approx(want_xatol, rel=1e-12)
+    # x = (0.1, 0.3), 2 mid-rise bits, one scan point s = 0.6: codes ½, ½ give s = 0.2 / 0.5 =
+    # 0.4, where the codes repeat; error 0.01 against 0.02 at 0.6. Codes asked for: the scan's
+    # error at 0.6, two rounds (0.6, 0.4), then the error at 0.4
+    small = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    step, _, coded = _observed_search(monkeypatch, small, 2, False, 1)
+    assert step == pytest.approx(0.4, rel=1e-12)
+    assert coded == pytest.approx([0.6, 0.6, 0.4, 0.4], rel=1e-12)
+    # 1 bit with a zero level has codes {−1, 0}: positive x all code 0, Σc² = 0 at every scan
+    # point, so each of the two is left after one round (never a step of 0 or below). Codes
+    # asked for: the scan's errors (0.6, 1.2), then per point one round and its error
+    step, _, coded = _observed_search(monkeypatch, torch.tensor([0.2, 0.3], dtype=torch.float64),
+                                      1, True, 2)
+    assert coded == pytest.approx([0.6, 1.2, 0.6, 0.6, 1.2, 1.2], rel=1e-12)
+    assert step == pytest.approx(0.6, rel=1e-12)
