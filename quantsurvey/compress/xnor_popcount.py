@@ -50,7 +50,23 @@ def pack_signs(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return pack_bits(x >= 0)
 
 
-def _use_compiled(kernel: str) -> bool:
+def pack_channel_signs(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) → uint64 words (N, H, W, ceil(C/64)): the signs of each position's channels
+    (bit 1 where x ≥ 0): the activations of `binary_conv2d_packed`."""
+    n, c, h, w = x.shape
+    return pack_signs(x.detach().permute(0, 2, 3, 1).reshape(-1, c)).reshape(n, h, w, -1)
+
+
+def pack_conv_taps(weight: torch.Tensor) -> np.ndarray:
+    """A conv weight (O, C, KH, KW) of ±1 → uint64 words (KH, KW, ceil(C/64), O): each filter
+    tap's channel signs, output channels innermost (the compiled kernel's inner loop runs over
+    them): the weights of `binary_conv2d_packed`."""
+    return np.ascontiguousarray(np.transpose(pack_channel_signs(weight), (1, 2, 3, 0)))
+
+
+def uses_compiled(kernel: str) -> bool:
+    """Whether `kernel` ('auto', 'compiled' or 'numpy') runs the compiled kernel here; asking for
+    'compiled' where it was not built is an error."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel == "compiled" and _popcount is None:
@@ -78,7 +94,7 @@ def binary_matmul(a_words: np.ndarray, b_words: np.ndarray, k: int, chunk: int =
     k − 2·popcount(a XOR b). The numpy kernel works `chunk` rows of a at a time (bounded
     memory), and a `workspace` dict keeps its temporary arrays between calls (no fresh pages per
     call: for batch 1 the allocation cost as much as the arithmetic)."""
-    if _use_compiled(kernel):
+    if uses_compiled(kernel):
         return _compiled_matmul(a_words, None, b_words, k)
     n, (m, w) = a_words.shape[0], b_words.shape
     out = np.empty((n, m), dtype=np.int32)
@@ -104,7 +120,7 @@ def masked_binary_matmul(a_words: np.ndarray, valid_words: np.ndarray, b_words: 
     padding; `valid_words` = `pack_bits(row != 0)`): only positions whose valid bit is set
     count, so row i's dot product with b_j is popcount(valid_i) − 2·popcount((a_i XOR b_j) AND
     valid_i)."""
-    if _use_compiled(kernel):
+    if uses_compiled(kernel):
         return _compiled_matmul(a_words, valid_words, b_words, 0)
     n, m = a_words.shape[0], b_words.shape[0]
     out = np.empty((n, m), dtype=np.int32)
@@ -115,3 +131,27 @@ def masked_binary_matmul(a_words: np.ndarray, valid_words: np.ndarray, b_words: 
         differ = np.bitwise_count((a ^ b_words[None, :, :]) & v).sum(axis=2, dtype=np.int32)
         out[start : start + 64] = counts[start : start + 64, None] - 2 * differ
     return out
+
+
+def binary_conv2d_packed(act_words: np.ndarray, tap_words: np.ndarray, channels: int,
+                         stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
+    """A convolution of ±1 activations (`pack_channel_signs`, (N, H, W, Cw)) with ±1 weights
+    (`pack_conv_taps`, (KH, KW, Cw, O)), computed on the words by the compiled kernel: each
+    output is Σ over the filter taps inside the input of channels − 2·popcount(a XOR w), the zero
+    padding left out. Returns int32 (N, O, OH, OW), equal to conv2d on the signs."""
+    if _popcount is None:
+        raise RuntimeError("binary_conv2d_packed needs the compiled popcount kernel (not built: "
+                           "no C compiler at install time)")
+    if min(stride) < 1 or min(padding) < 0:
+        raise ValueError(f"strides must be >= 1 and paddings >= 0, got {stride} and {padding}")
+    act = np.ascontiguousarray(act_words, dtype=np.uint64)
+    taps = np.ascontiguousarray(tap_words, dtype=np.uint64)
+    (n, h, w, cw), (kh, kw, tcw, o) = act.shape, taps.shape
+    if cw != tcw:
+        raise ValueError(f"activations hold {cw} words per position, the weights {tcw}")
+    oh = (h + 2 * padding[0] - kh) // stride[0] + 1
+    ow = (w + 2 * padding[1] - kw) // stride[1] + 1
+    out = np.empty((n, max(oh, 0), max(ow, 0), o), dtype=np.int32)  # channels last: the
+    _popcount.conv(act, taps, out, n, h, w, cw, channels, o, kh, kw, out.shape[1],  # kernel's
+                   out.shape[2], *stride, *padding)  # writes stay in one cache line per position
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

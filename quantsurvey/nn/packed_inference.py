@@ -3,9 +3,10 @@ method): the binary layers run on packed words with XNOR and popcount (`compress
 its compiled kernel where one was built); the first layer (real pixels × ±1 weights), pooling
 and the batch norms run in float exactly as in the simulated network, so the logits are
 bit-identical to the simulated network's: a binary layer's float32 sum of ±1 products is an
-exact integer (|sum| ≤ fan-in < 2^24), which is what popcount computes. A binary convolution is
-an im2col (`F.unfold`) of the signs followed by a masked popcount product: the zero padding is
-neither +1 nor −1, so each column carries a mask of its valid positions.
+exact integer (|sum| ≤ fan-in < 2^24), which is what popcount computes. A binary convolution runs
+on the packed channels of each position (compiled kernel), or as an im2col (`F.unfold`) of the
+signs and a masked popcount product (numpy): the zero padding is neither +1 nor −1, so it is left
+out.
 
     packed = PackedBNNMLP.from_model(load_model("model.qsdc"))   # or PackedBNNConvNet
     logits = packed(x)
@@ -20,10 +21,14 @@ from torch import nn
 
 from quantsurvey.compress.binary import sign_binarize
 from quantsurvey.compress.xnor_popcount import (
+    binary_conv2d_packed,
     binary_matmul,
     masked_binary_matmul,
     pack_bits,
+    pack_channel_signs,
+    pack_conv_taps,
     pack_signs,
+    uses_compiled,
 )
 from quantsurvey.errors import CheckpointError
 from quantsurvey.nn.binary import BinaryActivation
@@ -40,12 +45,26 @@ def _check_binary(layers: list[nn.Module], prefix: str, first_real: bool = True)
             raise CheckpointError(f"layer {prefix}.{i} has no binary input: not a BNN")
 
 
-def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray,
+def conv_weight_words(conv: nn.Conv2d, kernel: str = "auto") -> np.ndarray:
+    """The conv's ±1 weights packed for `binary_conv2d` with `kernel`: per filter tap,
+    (KH, KW, ⌈C/64⌉, O), for the compiled direct convolution; per filter, (O, ⌈C·KH·KW/64⌉),
+    for numpy's im2col."""
+    w = conv.weight.detach()
+    return pack_conv_taps(w) if uses_compiled(kernel) else pack_signs(w.flatten(1))
+
+
+def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray | None = None,
                   kernel: str = "auto") -> torch.Tensor:
-    """conv(signs) for ±1 `signs` (N, C, H, W) and the conv's ±1 weights packed as `words`
-    (`pack_signs(conv.weight.flatten(1))`), by im2col and a masked popcount product; any kernel
-    size, stride and zero padding (BinaryNet's are 3×3, 1, 1). No bias. `kernel`: the popcount
-    kernel (`compress.xnor_popcount.KERNELS`)."""
+    """conv(signs) for ±1 `signs` (N, C, H, W) and the conv's ±1 weights, packed as `words`
+    (`conv_weight_words(conv, kernel)`; packed here when None); any kernel size, stride and zero
+    padding (BinaryNet's are 3×3, 1, 1). No bias. The compiled kernel convolves the packed
+    channels directly; numpy's runs an im2col (`F.unfold`) and a masked popcount product, the
+    zero padding masked out."""
+    words = conv_weight_words(conv, kernel) if words is None else words
+    if uses_compiled(kernel):
+        dots = binary_conv2d_packed(pack_channel_signs(signs), words, conv.in_channels,
+                                    conv.stride, conv.padding)
+        return torch.from_numpy(dots).to(torch.float32)
     n, _, h, w = signs.shape
     cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
     rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
@@ -90,7 +109,7 @@ class PackedBNNConvNet:
 
     def __init__(self, model: nn.Module, kernel: str = "auto"):
         self.model, self.kernel = model, kernel
-        self.conv_words = [pack_signs(c.weight.detach().flatten(1)) for c in model.convs[1:]]
+        self.conv_words = [conv_weight_words(c, kernel) for c in model.convs[1:]]
         self.fc_words = [(pack_signs(fc.weight.detach()), fc.in_features) for fc in model.fcs]
         self.workspaces: list[dict] = [{} for _ in model.fcs]
 

@@ -25,9 +25,12 @@ from quantsurvey.compress.binary import (
 )
 from quantsurvey.compress.container import read_container, write_container
 from quantsurvey.compress.xnor_popcount import (
+    binary_conv2d_packed,
     binary_matmul,
     masked_binary_matmul,
     pack_bits,
+    pack_channel_signs,
+    pack_conv_taps,
     pack_signs,
 )
 from quantsurvey.errors import CheckpointError, ConfigError
@@ -36,7 +39,12 @@ from quantsurvey.losses import squared_hinge
 from quantsurvey.methods import StageContext, build_methods
 from quantsurvey.models import create_model
 from quantsurvey.nn.binary import BinaryActivation
-from quantsurvey.nn.packed_inference import PackedBNNConvNet, PackedBNNMLP, binary_conv2d
+from quantsurvey.nn.packed_inference import (
+    PackedBNNConvNet,
+    PackedBNNMLP,
+    binary_conv2d,
+    conv_weight_words,
+)
 from quantsurvey.nn.quant import latent_weight, set_input_quantizer
 from tests.conftest import need_shared
 
@@ -340,20 +348,45 @@ def test_packed_convolutions_equal_the_simulated_convnet_exactly(tmp_path, kerne
         PackedBNNConvNet.from_model(_trained_bnn_mlp(tmp_path / "mlp"))
 
 
-@pytest.mark.parametrize("kernel,stride,padding", [((3, 2), (2, 1), (1, 0)),
-                                                    ((2, 3), (1, 2), (0, 1)),
-                                                    ((3, 3), (1, 1), (1, 1))])
-def test_a_packed_convolution_of_any_shape_equals_conv2d_on_signs(kernel, stride, padding):
+@pytest.mark.parametrize("kernel", ["numpy", pytest.param("compiled", marks=needs_compiled)])
+@pytest.mark.parametrize("size,stride,padding,channels", [((3, 2), (2, 1), (1, 0), 5),
+                                                          ((2, 3), (1, 2), (0, 1), 5),
+                                                          ((3, 3), (1, 1), (1, 1), 5),
+                                                          ((3, 3), (1, 1), (2, 2), 130),
+                                                          ((1, 1), (2, 2), (0, 0), 64)])
+def test_a_packed_convolution_of_any_shape_equals_conv2d_on_signs(size, stride, padding,
+                                                                  channels, kernel):
     """Non-square kernels, strides and paddings (BinaryNet's own are all 3×3, 1, 1, where a
-    height swapped for a width goes unseen): 5 channels × 6 = 30 entries per column."""
+    height swapped for a width goes unseen); 5 channels (one part-filled word per position),
+    130 (three words, padding wider than the kernel's reach on some rows), 64 (one full word, a
+    1×1 shortcut)."""
     gen = torch.Generator().manual_seed(8)
-    conv = nn.Conv2d(5, 4, kernel, stride=stride, padding=padding, bias=False)
+    conv = nn.Conv2d(channels, 4, size, stride=stride, padding=padding, bias=False)
     with torch.no_grad():
-        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen).sign())
-    signs = torch.randn(2, 5, 7, 9, generator=gen).sign()
-    got = binary_conv2d(signs, conv, pack_signs(conv.weight.detach().flatten(1)))
+        conv.weight.copy_(sign_binarize(torch.randn(conv.weight.shape, generator=gen)))
+    signs = sign_binarize(torch.randn(2, channels, 7, 9, generator=gen))
+    got = binary_conv2d(signs, conv, conv_weight_words(conv, kernel), kernel=kernel)
     want = F.conv2d(signs, conv.weight.detach(), stride=stride, padding=padding)
     assert got.shape == want.shape and torch.equal(got, want)
+    assert torch.equal(binary_conv2d(signs, conv, kernel=kernel), want)  # weights packed there
+
+
+@needs_compiled
+def test_the_direct_packed_convolution_refuses_what_does_not_fit():
+    act = pack_channel_signs(torch.ones(1, 70, 4, 4))  # 2 words per position
+    weights = pack_conv_taps(torch.ones(3, 60, 3, 3))  # 1 word per tap
+    with pytest.raises(ValueError, match="2 words per position, the weights 1"):
+        binary_conv2d_packed(act, weights, 70, (1, 1), (1, 1))
+    weights = pack_conv_taps(torch.ones(3, 70, 3, 3))
+    out = binary_conv2d_packed(act, weights, 70, (1, 1), (1, 1))
+    assert out.shape == (1, 3, 4, 4) and out[0, 0, 0, 0] == 4 * 70 and out[0, 0, 1, 1] == 9 * 70
+    with pytest.raises(ValueError, match="channels <= 64"):
+        binary_conv2d_packed(act, weights, 129, (1, 1), (1, 1))
+    with pytest.raises(ValueError, match="strides must be >= 1"):
+        binary_conv2d_packed(act, weights, 70, (0, 1), (1, 1))
+    with pytest.raises(ValueError, match="sizes must be >= 0, strides >= 1"):  # the C check
+        xnor_popcount._popcount.conv(act, weights, np.empty((1, 3, 4, 4), np.int32), 1, 4, 4, 2,
+                                     70, 3, 3, 3, 4, 4, 0, 1, 1, 1)
 
 
 @pytest.mark.parametrize("kernel", ["numpy", pytest.param("compiled", marks=needs_compiled)])
