@@ -98,7 +98,8 @@ class PackedBNNMLP:
         h = self.norms[0](F.linear(x.flatten(1), self.first))
         for (words, fan_in), norm, ws in zip(self.packed, self.norms[1:], self.workspaces,
                                              strict=True):
-            dots = binary_matmul(pack_signs(sign_binarize(h)), words, fan_in, workspace=ws,
+            # bit 1 where h ≥ 0: the +1 of sign_binarize (sign(0) = +1), without forming it
+            dots = binary_matmul(pack_signs(h), words, fan_in, workspace=ws,
                                  kernel=self.kernel)
             h = norm(torch.from_numpy(dots).to(torch.float32))
         return h
@@ -136,7 +137,7 @@ class PackedBNNConvNet:
         x = x.flatten(1)
         for (words, fan_in), bn, ws in zip(self.fc_words, m.fc_bns, self.workspaces,
                                            strict=True):
-            dots = binary_matmul(pack_signs(sign_binarize(x)), words, fan_in, workspace=ws,
+            dots = binary_matmul(pack_signs(x), words, fan_in, workspace=ws,
                                  kernel=self.kernel)
             x = bn(torch.from_numpy(dots).to(torch.float32))
         return x
