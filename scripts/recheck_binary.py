@@ -55,7 +55,7 @@ def read_idx(path: Path) -> np.ndarray:
         sys.exit(f"recheck: {path} is not an unsigned-byte IDX file.")
     ndim = raw[3]
     shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()  # writable
 
 
 def read_mnist(data: Path) -> tuple[torch.Tensor, torch.Tensor]:
