@@ -133,6 +133,12 @@ def masked_binary_matmul(a_words: np.ndarray, valid_words: np.ndarray, b_words: 
     return out
 
 
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis: ⌊(size + 2·padding − kernel) / stride⌋ + 1
+    (may be ≤ 0 when the kernel is larger than the padded input)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 def binary_conv2d_packed(act_words: np.ndarray, tap_words: np.ndarray, channels: int,
                          stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
     """A convolution of ±1 activations (`pack_channel_signs`, (N, H, W, Cw)) with ±1 weights
@@ -149,8 +155,8 @@ def binary_conv2d_packed(act_words: np.ndarray, tap_words: np.ndarray, channels:
     (n, h, w, cw), (kh, kw, tcw, o) = act.shape, taps.shape
     if cw != tcw:
         raise ValueError(f"activations hold {cw} words per position, the weights {tcw}")
-    oh = (h + 2 * padding[0] - kh) // stride[0] + 1
-    ow = (w + 2 * padding[1] - kw) // stride[1] + 1
+    oh = conv_output_size(h, kh, stride[0], padding[0])
+    ow = conv_output_size(w, kw, stride[1], padding[1])
     out = np.empty((n, max(oh, 0), max(ow, 0), o), dtype=np.int32)  # channels last: the
     _popcount.conv(act, taps, out, n, h, w, cw, channels, o, kh, kw, out.shape[1],  # kernel's
                    out.shape[2], *stride, *padding)  # writes stay in one cache line per position

@@ -23,6 +23,7 @@ from quantsurvey.compress.binary import sign_binarize
 from quantsurvey.compress.xnor_popcount import (
     binary_conv2d_packed,
     binary_matmul,
+    conv_output_size,
     masked_binary_matmul,
     pack_bits,
     pack_channel_signs,
@@ -69,8 +70,8 @@ def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray | None
     cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
     rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
     dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words, kernel=kernel)
-    out_h = (h + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
-    out_w = (w + 2 * conv.padding[1] - conv.kernel_size[1]) // conv.stride[1] + 1
+    out_h, out_w = (conv_output_size(size, k, s, p) for size, k, s, p in
+                    zip((h, w), conv.kernel_size, conv.stride, conv.padding, strict=True))
     out = torch.from_numpy(dots).to(torch.float32).view(n, out_h * out_w, -1)
     return out.transpose(1, 2).reshape(n, -1, out_h, out_w)
 

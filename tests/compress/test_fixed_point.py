@@ -394,7 +394,8 @@ def test_l2_optimal_step_search_parts_observed(monkeypatch):
     as the step repeats, and at once where every code is 0 (Σc² = 0: no step to take)."""
     x = torch.randn(500, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     for scan in (2, 20):  # 2: both ends clipped; 20: inner points from 3 up, either parity
-        grid = [float(x.abs().max()) * 4 / 4 * k / scan for k in range(1, scan + 1)]
+        levels_per_side = 2 ** (3 - 1)  # 3 bits: the grid spans 4·peak / 2^(bits−1)
+        grid = [float(x.abs().max()) / levels_per_side * 4 * k / scan for k in range(1, scan + 1)]
         errors = [quantization_mse(x, s, 3) for s in grid]
         best = sorted(range(scan), key=errors.__getitem__)[:3]
         _, brent, _ = _observed_search(monkeypatch, x, 3, True, scan)
