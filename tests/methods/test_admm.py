@@ -10,7 +10,12 @@ import json
 import pytest
 import torch
 
-from quantsurvey.compress.admm import ADMMState, admm_penalty, project_cardinality
+from quantsurvey.compress.admm import (
+    ADMMState,
+    admm_penalty,
+    project_cardinality,
+    relative_residual,
+)
 from quantsurvey.errors import ConfigError
 from quantsurvey.methods import build_methods
 from quantsurvey.models import create_model
@@ -80,10 +85,20 @@ def test_one_z_and_u_update_and_the_penalty_by_hand():
     assert state.u["a"].tolist() == [0.0, 0.0, 0.25, 0.125]
     assert rec["support_changed/a"] == 0.5  # index 3 left the support, 2 survivors
     assert rec["rho"] == 0.5 and state.rho == 1.0  # 0.5 · 3 capped at ρ_max
+    assert rec["iteration"] == 1.0
     w2 = torch.tensor([0.0, 0.125, 0.25, 0.125])  # W + U = [0, 0.125, 0.5, 0.25]: keep 2 and 3
-    state.update({"a": w2})
+    rec = state.update({"a": w2})
     assert state.z["a"].tolist() == [0.0, 0.0, 0.5, 0.25]
     assert state.u["a"].tolist() == [0.0, 0.125, 0.0, 0.0]  # U + W − Z
+    # both old entries (1 and −2: the negative one counts) left the support; ρ stays constant
+    # by default
+    assert rec["support_changed/a"] == 1.0 and rec["iteration"] == 2.0
+    assert rec["rho"] == 1.0 and state.rho == 1.0
+    assert [r["iteration"] for r in state.history] == [1.0, 2.0]
+    # the residual ‖W − Z‖/‖W‖ of a W whose norm is below 1: ‖(0, 0.4)‖ / ‖(0.3, 0.4)‖
+    assert relative_residual(torch.tensor([0.3, 0.4]), torch.tensor([0.3, 0.0])) == \
+        pytest.approx(0.8)
+    assert relative_residual(torch.zeros(2), torch.zeros(2)) == 0.0
     # ρ/2 ‖W − Z + U‖²: (1 − 0 + 0.5)² + (−1 − 0 + 0)² = 3.25, times 0.75 / 2
     penalty = admm_penalty({"a": torch.tensor([1.0, -1.0])}, {"a": torch.zeros(2)},
                            {"a": torch.tensor([0.5, 0.0])}, 0.75)
@@ -95,6 +110,8 @@ def test_the_edges_of_a_valid_admm_config_are_accepted():
 
     config = ADMMConfig(kept={"fc1": 1.0}, rho_max=2.0)  # keep everything; ρ may grow to 2
     assert config.rho == 1e-4  # the authors' ρ (PAPERS.md) where a config names none
+    assert config.rho_growth == 1.0 and config.interval == 5000  # constant ρ, 5000 steps
+    assert ADMMConfig(kept={"fc1": 0.5}).rho_max is None
     assert ADMMConfig(kept={"fc1": 0.5}, rho=0.5, rho_max=0.5).rho_max == 0.5
     with pytest.raises(ValueError, match=r"kept.fc1=-0.5 must be in \(0, 1\]"):
         ADMMConfig(kept={"fc1": -0.5})

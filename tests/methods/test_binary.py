@@ -442,6 +442,10 @@ def test_packed_inference_builds_no_autograd_graph(tmp_path):
     packed = PackedBNNMLP.from_model(_trained_bnn_mlp(tmp_path, width=64))
     out = packed(torch.randn(3, 1, 8, 8, requires_grad=True))
     assert out.grad_fn is None and not out.requires_grad
+    (tmp_path / "conv").mkdir()  # the ConvNet's float first conv would build one from its weight
+    convnet = PackedBNNConvNet.from_model(_trained_bnn_convnet(tmp_path / "conv"))
+    out = convnet(torch.randn(2, 3, 16, 16))
+    assert out.grad_fn is None and not out.requires_grad
 
 
 def test_a_binary_file_of_another_architecture_or_truncated_is_refused(tmp_path):
