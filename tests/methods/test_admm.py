@@ -99,6 +99,13 @@ def test_one_z_and_u_update_and_the_penalty_by_hand():
     assert relative_residual(torch.tensor([0.3, 0.4]), torch.tensor([0.3, 0.0])) == \
         pytest.approx(0.8)
     assert relative_residual(torch.zeros(2), torch.zeros(2)) == 0.0
+    # a support of one entry that moves: 1 of 1 changed
+    single = ADMMState({"b": torch.tensor([0.0, 0.0, 0.0, 1.0])}, {"b": 0.25}, rho=0.1)
+    rec = single.update({"b": torch.tensor([2.0, 0.0, 0.0, 0.0])})
+    assert single.z["b"].tolist() == [2.0, 0.0, 0.0, 0.0] and rec["support_changed/b"] == 1.0
+    # W + U all zero: Z keeps no non-zero, the one old entry left (no division by an empty support)
+    rec = single.update({"b": torch.zeros(4)})  # U = 0 + 2 − 2 = 0 before
+    assert single.z["b"].tolist() == [0.0] * 4 and rec["support_changed/b"] == 1.0
     # ρ/2 ‖W − Z + U‖²: (1 − 0 + 0.5)² + (−1 − 0 + 0)² = 3.25, times 0.75 / 2
     penalty = admm_penalty({"a": torch.tensor([1.0, -1.0])}, {"a": torch.zeros(2)},
                            {"a": torch.tensor([0.5, 0.0])}, 0.75)
