@@ -4,6 +4,7 @@ retraining, and the bad inputs."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -124,6 +125,11 @@ def test_the_edges_of_a_valid_admm_config_are_accepted():
         ADMMConfig(kept={"fc1": -0.5})
     with pytest.raises(ValueError, match="rho_max=0.1 must be >= rho=0.5"):
         ADMMConfig(kept={"fc1": 0.5}, rho=0.5, rho_max=0.1)
+    with pytest.raises(ValueError, match="rho=-0.5 must be a number > 0"):
+        ADMMConfig(kept={"fc1": 0.5}, rho=-0.5)
+    # validated once, in __post_init__: a config cannot be changed into an invalid one later
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.rho = -1.0
 
 
 @pytest.mark.parametrize("section,needle", [
