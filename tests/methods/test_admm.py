@@ -120,6 +120,7 @@ def test_the_edges_of_a_valid_admm_config_are_accepted():
     assert config.rho == 1e-4  # the authors' ρ (PAPERS.md) where a config names none
     assert config.rho_growth == 1.0 and config.interval == 5000  # constant ρ, 5000 steps
     assert ADMMConfig(kept={"fc1": 0.5}).rho_max is None
+    assert ADMMConfig(kept={"fc1": 0.5}, interval=1).interval == 1  # Z/U after every step
     assert ADMMConfig(kept={"fc1": 0.5}, rho=0.5, rho_max=0.5).rho_max == 0.5
     with pytest.raises(ValueError, match=r"kept.fc1=-0.5 must be in \(0, 1\]"):
         ADMMConfig(kept={"fc1": -0.5})

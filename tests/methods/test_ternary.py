@@ -19,6 +19,7 @@ from quantsurvey.nn.ternary import (
     FixedScaleTernary,
     TrainedTernary,
     initial_scales,
+    kept_mean_abs,
     ternary_codes,
     trained_ternary,
 )
@@ -92,6 +93,19 @@ def test_initial_scales():
     assert initial_scales(W, 0.05, "one") == (1.0, 1.0)
     w_p, w_n = initial_scales(W, 0.05, "mean")
     assert w_p == pytest.approx((0.5 + 0.06) / 2) and w_n == pytest.approx((1.0 + 0.3) / 2)
+    # the name as a config hands it over: an equal string, not the literal object
+    assert initial_scales(W, 0.05, "".join(["o", "ne"])) == (1.0, 1.0)
+    # a side with no kept weight starts at 1.0
+    assert initial_scales(torch.tensor([0.5, 0.2, 0.0]), 0.05, "mean") == \
+        (pytest.approx(0.35), 1.0)
+    assert initial_scales(torch.tensor([-0.5, -0.2, 0.0]), 0.05, "mean") == \
+        (1.0, pytest.approx(0.35))
+
+
+def test_kept_mean_abs_of_nothing_kept_is_zero():
+    assert kept_mean_abs(torch.tensor([0.3, -0.2]), torch.zeros(2, dtype=torch.int8)) == 0.0
+    assert kept_mean_abs(torch.tensor([0.3, -0.2]), torch.tensor([1, -1], dtype=torch.int8)) == \
+        pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 63, 64, 65, 1001])
