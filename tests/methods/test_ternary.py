@@ -65,6 +65,26 @@ def test_scale_gradients_pass_gradcheck():
     assert torch.autograd.gradcheck(lambda a, b: trained_ternary(w, a, b, 0.05), (w_p, w_n))
 
 
+def test_each_scale_gets_its_gradient_when_only_it_is_trained():
+    """autograd asks for W_p's and W_n's gradients separately (needs_input_grad): each alone
+    still gets Σ of the upstream gradient over its own codes (W_n with the minus sign)."""
+    grad = torch.arange(1.0, 9.0)  # W's codes (Δ = 0.05): + at 0 and 4, − at 3 and 7
+    codes = ternary_codes(W, 0.05)
+    for trained in ("w_p", "w_n"):
+        w_p = torch.tensor(0.4, requires_grad=trained == "w_p")
+        w_n = torch.tensor(0.9, requires_grad=trained == "w_n")
+        (trained_ternary(W, w_p, w_n, 0.05) * grad).sum().backward()
+        scale, sign, code = (w_p, 1, 1) if trained == "w_p" else (w_n, -1, -1)
+        assert scale.grad is not None, trained
+        assert scale.grad.item() == pytest.approx(sign * grad[codes == code].sum().item())
+
+
+def test_the_threshold_scales_with_the_largest_weight():
+    """Δ = t·max|w| (Eq. 6): with max|w| = 4, Δ = 0.2 drops −0.1 (t alone, or t / max, would
+    keep it)."""
+    assert ternary_codes(torch.tensor([4.0, 0.3, -0.1, 0.25]), 0.05).tolist() == [1, 1, 0, 1]
+
+
 def test_a_step_on_the_scales_lowers_the_loss():
     """The loss ‖w_t − target‖² falls after one gradient step on W_p and W_n (with the paper's
     printed +Σ for W_n it rises: the target wants W_n larger)."""
@@ -87,6 +107,12 @@ def test_fixed_scale_is_mean_kept_abs_with_straight_through_gradient():
     (out * torch.arange(8.0)).sum().backward()
     assert torch.equal(w.grad, torch.arange(8.0))
     assert FixedScaleTernary(0.05).scales(W) == (alpha.item(), alpha.item())
+    # an exact zero weight: α·0 forward (w − w is 0 there too), gradient 1
+    z = torch.tensor([0.0, 0.5, -0.5], requires_grad=True)
+    out = FixedScaleTernary(0.05)(z)
+    assert out.tolist() == [0.0, 0.5, -0.5]
+    out.sum().backward()
+    assert z.grad.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_initial_scales():
@@ -106,6 +132,8 @@ def test_kept_mean_abs_of_nothing_kept_is_zero():
     assert kept_mean_abs(torch.tensor([0.3, -0.2]), torch.zeros(2, dtype=torch.int8)) == 0.0
     assert kept_mean_abs(torch.tensor([0.3, -0.2]), torch.tensor([1, -1], dtype=torch.int8)) == \
         pytest.approx(0.25)
+    assert kept_mean_abs(torch.tensor([0.3, -0.2]), torch.tensor([1, 0], dtype=torch.int8)) == \
+        pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 63, 64, 65, 1001])
