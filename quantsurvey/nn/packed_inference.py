@@ -70,8 +70,8 @@ def binary_conv2d(signs: torch.Tensor, conv: nn.Conv2d, words: np.ndarray | None
     cols = F.unfold(signs, conv.kernel_size, padding=conv.padding, stride=conv.stride)
     rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])  # (N·L, C·kh·kw), 0 = padding
     dots = masked_binary_matmul(pack_signs(rows), pack_bits(rows != 0), words, kernel=kernel)
-    out_h, out_w = (conv_output_size(size, k, s, p) for size, k, s, p in
-                    zip((h, w), conv.kernel_size, conv.stride, conv.padding, strict=True))
+    out_h = conv_output_size(h, conv.kernel_size[0], conv.stride[0], conv.padding[0])
+    out_w = conv_output_size(w, conv.kernel_size[1], conv.stride[1], conv.padding[1])
     out = torch.from_numpy(dots).to(torch.float32).view(n, out_h * out_w, -1)
     return out.transpose(1, 2).reshape(n, -1, out_h, out_w)
 
