@@ -98,3 +98,35 @@ def test_choosing_where_a_run_computes_keeps_it_reportable(trainer, reportable):
     cfg = apply_overrides_policy(compose_cfg(overrides), overrides)
     assert (cfg.get("report_reason") is None) == reportable
     assert (cfg.budget == "custom") != reportable
+
+
+def test_every_committed_run_has_the_architecture_its_settings_config_composes():
+    """A setting names one network: the committed 3×4096 BNN rows were once filed under a config
+    whose width was 2048 (`model.params.width=4096` on the command line), and the 2048 paper
+    figure sat beside them. Every run summary in results/runs/ must have the model (name and
+    parameters) and data set that `experiment=<paper>/<setting>` composes today."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from tests.conftest import REPO
+
+    composed, checked, wrong = {}, 0, []
+    for path in sorted((REPO / "results" / "runs").glob("*/*/*/seed=*.json")):
+        s = json.loads(path.read_text())
+        if "model" not in s.get("config", {}):  # the storage-only re-encodings: no network
+            continue
+        key = f"{s['paper']}/{s['setting']}"
+        assert key in EXPERIMENTS, f"{path}: no config conf/experiment/{key}.yaml"
+        if key not in composed:
+            cfg = compose_cfg([f"experiment={key}"])
+            composed[key] = (OmegaConf.to_container(cfg.model, resolve=True), cfg.data.name)
+        model, data = composed[key]
+        run = s["config"]["model"]
+        checked += 1
+        if (run["name"], run.get("params"), s["config"]["data"]["name"]) != \
+                (model["name"], model.get("params"), data):
+            wrong.append(f"{path.relative_to(REPO)}: {run['name']} {run.get('params')} on "
+                         f"{s['config']['data']['name']}, the config: {model['name']} "
+                         f"{model.get('params')} on {data}")
+    assert checked > 200 and not wrong, "\n".join(wrong)
