@@ -98,9 +98,12 @@ def apply_overrides_policy(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     stages = cfg.get("pipeline") or OmegaConf.create({})
     order = list(stages)
     clashes = []
+    capped = bool((cfg.get("trainer") or {}).get("cap_stage_epochs"))
     for key in keys:
         if key.startswith("pipeline") or key in GROUPS or key == "budget":
             continue
+        if key == "trainer.max_epochs" and capped:
+            continue  # trainer=smoke / debug=…: it caps the stages' own epochs, so it reaches them
         # a stage that turns a method off (`compress.<method>: null`) does not set its keys
         setters = [s for s, over in OmegaConf.to_container(stages).items()
                    if any(_matches(k, (key,)) or _matches(key, (k,))

@@ -134,6 +134,9 @@ class TrainerConfig:
     # debug: > 0 trains and validates on the first N training batches of epoch 0, the same
     # batches every epoch (debug=overfit); never a reportable run
     overfit_batches: int = 0
+    # debug: true caps every pipeline stage's own trainer.max_epochs at this (top-level) one, so
+    # trainer=smoke / debug=fast / debug=limit stay short in stages that set their epochs
+    cap_stage_epochs: bool = False
     progress_bar: str = "auto"  # auto: rich on a terminal, none when the output is a file
     # torch threads; null: $OMP_NUM_THREADS if set, else the cores this process may use ÷ the
     # jobs a parallel launcher runs at once (hydra.launcher.n_jobs; 1 for the sequential one)

@@ -43,6 +43,9 @@ def stage_configs(cfg: DictConfig) -> list[tuple[str, DictConfig, RunConfig]]:
         merged = OmegaConf.merge(base, overrides or {}, {"name": dir_name, "stage": name,
                                                          "resume": True, "pipeline": {},
                                                          "logger": {"group": group}})
+        trainer = base.get("trainer") or {}
+        if trainer.get("cap_stage_epochs") and "max_epochs" in trainer:  # smoke / debug runs
+            merged.trainer.max_epochs = min(merged.trainer.max_epochs, trainer["max_epochs"])
         try:
             rc = validate_config(merged)
         except ConfigError as err:

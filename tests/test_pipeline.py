@@ -121,6 +121,35 @@ def test_init_from_must_name_an_earlier_stage(tmp_path):
         stage_configs(_cfg(tmp_path, "pipeline.prune1.init_from=prune9"))
 
 
+@pytest.mark.parametrize("preset, cap", [(["trainer=smoke", "trainer.max_epochs=2"], 2),
+                                         (["debug=fast"], 1), (["debug=limit"], 3), ([], None)])
+def test_smoke_and_debug_runs_cap_the_epochs_a_stage_sets_itself(preset, cap):
+    """zhang2018_admm/alexnet_imagenet's ADMM stage sets 484 epochs of its own: under
+    trainer=smoke or debug=fast / limit no stage trains more than the top-level max_epochs;
+    without them every stage keeps its own (and a stage below the cap is not raised to it)."""
+    cfg = compose_cfg(["experiment=zhang2018_admm/alexnet_imagenet", *preset])
+    own = {name: (stage or {}).get("trainer", {}).get("max_epochs")
+           for name, stage in cfg.pipeline.items()}
+    assert max(e for e in own.values() if e) == 484
+    got = {name: rc.trainer.max_epochs for name, _, rc in stage_configs(cfg)}
+    top = cfg.trainer.max_epochs
+    want = {name: min(e or top, cap) if cap else (e or top) for name, e in own.items()}
+    assert got == want and (cap is None or max(got.values()) == cap)
+
+
+def test_a_top_level_epoch_count_is_refused_only_where_it_would_not_reach_the_stages():
+    """Stages that set their own epochs ignore a top-level trainer.max_epochs, so the command
+    line refuses it, except under trainer=smoke, where it caps them."""
+    from quantsurvey.cli import apply_overrides_policy
+
+    plain = ["experiment=zhang2018_admm/lenet5_mnist", "trainer.max_epochs=1"]
+    with pytest.raises(ConfigError, match="set by pipeline stage"):
+        apply_overrides_policy(compose_cfg(plain), plain)
+    smoke = [*plain, "trainer=smoke"]
+    cfg = apply_overrides_policy(compose_cfg(smoke), smoke)
+    assert {rc.trainer.max_epochs for _, _, rc in stage_configs(cfg)} == {1}
+
+
 def test_rerun_reuses_finished_stages_and_refuses_another_recipe(tmp_path):
     first = run_pipeline(_cfg(tmp_path))
     float_summary = tmp_path / "han2015_pruning/lenet300_100_synthetic/float/seed=0/summary.json"

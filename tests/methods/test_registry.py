@@ -90,7 +90,7 @@ def test_a_method_defined_in_a_test_file_runs_through_a_pipeline(toy, tmp_path):
     run = tmp_path / "han2015_pruning/lenet300_100_synthetic/prune1/seed=0"
     summary = json.loads((run / "summary.json").read_text())
     steps = int(summary["metrics"]["compress/toy_steps"])
-    # trainer=smoke: two batches per epoch (the stage keeps its own epochs): one call per step
+    # trainer=smoke: two batches per epoch, the stage's own epochs capped at 1: one call per step
     assert steps == 2 * summary["epochs"] and steps > 0
     assert (run / "toy.txt").read_text() == str(steps)
     assert summary["compression"]["toy_layers"] == 3
