@@ -23,12 +23,9 @@ from quantsurvey.compress.xnor_popcount import (
     pack_conv_taps,
     pack_signs,
 )
+from tests.conftest import needs_compiled
 
 compiled = xnor_popcount._popcount
-# the first test below fails if a C compiler exists but the kernel was not built, so this skip
-# cannot hide a broken build
-needs_compiled = pytest.mark.skipif(compiled is None,
-                                    reason="compiled popcount kernel not built (no C compiler)")
 
 
 def test_the_compiled_kernel_is_built_where_a_c_compiler_exists():
@@ -40,7 +37,7 @@ def test_the_compiled_kernel_is_built_where_a_c_compiler_exists():
     assert compiled.KERNEL in ("avx512vpopcntdq", "popcnt", "portable")
 
 
-@pytest.mark.skipif(compiled is None, reason="compiled kernel not built")
+@needs_compiled
 @pytest.mark.parametrize(("n", "m", "k"), [(1, 4096, 4096), (70, 33, 4096), (3000, 3, 64),
                                            (5, 9, 1), (2, 3, 127), (0, 4, 64), (4, 0, 64)])
 def test_compiled_and_numpy_kernels_give_the_float_integers(n, m, k):
@@ -60,7 +57,7 @@ def test_compiled_and_numpy_kernels_give_the_float_integers(n, m, k):
         assert np.array_equal(got, want), kernel
 
 
-@pytest.mark.skipif(compiled is None, reason="compiled kernel not built")
+@needs_compiled
 def test_the_compiled_kernel_checks_every_buffer_size():
     a, b = np.zeros((2, 3), np.uint64), np.zeros((4, 3), np.uint64)
     out = np.empty((2, 4), np.int32)

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quantsurvey.compress import xnor_popcount
 from quantsurvey.compress.binary import (
     binarize_ste,
     bnn_lr_scale,
@@ -36,13 +35,7 @@ from quantsurvey.nn.packed_inference import (
     conv_weight_words,
 )
 from quantsurvey.nn.quant import latent_weight, set_input_quantizer
-from tests.conftest import need_shared
-
-# built at install where a C compiler exists; tests/compress/test_xnor_popcount.py fails if a
-# compiler exists but the kernel was not built, so this skip cannot hide a broken build (the
-# kernels' own tests are there; these are the packed network's)
-needs_compiled = pytest.mark.skipif(xnor_popcount._popcount is None,
-                                    reason="compiled popcount kernel not built (no C compiler)")
+from tests.conftest import need_shared, needs_compiled
 
 
 def test_sign_of_zero_is_plus_one_and_values_are_plus_minus_one():
