@@ -35,11 +35,18 @@ import dataclasses
 def draw(generator: torch.Generator | None = None, *, k: int = 2 | 1) -> list[int] | None:
     local: int | None = k | 1
     return [k | 2]
+    def method(self):
+        self.cache: dict[str, int] | None = {}
 
 
 @dataclasses.dataclass
 class Cfg:
     seed: int | None = None
+
+
+def factory():
+    class Made:
+        seed: int | None = None
 '''
 
 
@@ -52,17 +59,24 @@ def _at(source, line, text, nth=0):
     return (line, col), (line, col + len(text))
 
 
-def test_only_function_annotations_are_found_and_only_under_postponed_evaluation():
+def test_only_annotations_that_are_never_evaluated_are_found():
     spans = annotation_spans(SOURCE)
     assert in_annotation(*_at(SOURCE, 6, "|", 0), spans)  # the parameter's annotation
     assert in_annotation(*_at(SOURCE, 6, "|", 2), spans)  # the return annotation
     assert not in_annotation(*_at(SOURCE, 6, "|", 1), spans)  # a default value: evaluated
+    assert in_annotation(*_at(SOURCE, 7, "|", 0), spans)  # a body's annotated assignment
     assert not in_annotation(*_at(SOURCE, 7, "|", 1), spans)  # code in the body
     assert not in_annotation(*_at(SOURCE, 8, "|"), spans)
+    assert in_annotation(*_at(SOURCE, 10, "|"), spans)  # an attribute's, in a method's body
     # a dataclass field's annotation is read by OmegaConf's structured configs: not marked
-    assert not in_annotation(*_at(SOURCE, 13, "|"), spans)
-    # without `from __future__ import annotations` annotations are evaluated at definition
-    assert annotation_spans(SOURCE.replace("from __future__ import annotations", "")) == []
+    assert not in_annotation(*_at(SOURCE, 15, "|"), spans)
+    # the same in a class made inside a function: evaluated when the class is made
+    assert not in_annotation(*_at(SOURCE, 20, "|"), spans)
+    # without `from __future__ import annotations` a signature's annotations are evaluated at
+    # definition; a body's annotated assignment never is (PEP 526)
+    eager = SOURCE.replace("from __future__ import annotations", "")
+    assert not in_annotation(*_at(eager, 6, "|", 0), annotation_spans(eager))
+    assert [line for (line, _), _ in annotation_spans(eager)] == [7, 10]
     # a mutant that reaches past the annotation is not inside it
     (line, col), _ = _at(SOURCE, 6, "|", 0)
     assert not in_annotation((line, col), (line, col + 40), spans)

@@ -79,3 +79,45 @@ def test_a_run_records_its_overrides_and_todays_configs_give_its_recipe(tmp_path
     assert RecipeDrift(CONF_DIR).check(summary) is None
     assert "optim" in RecipeDrift(CONF_DIR).check(
         {**summary, "overrides": [o for o in summary["overrides"] if o != "optim.lr=0.03"]})
+
+
+def _no_pipeline_summary() -> dict:
+    """What a run of OVERRIDES with the pipeline dropped records (its whole resolved config)."""
+    from quantsurvey.cli import apply_overrides_policy
+
+    overrides = [*OVERRIDES, "~pipeline"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = apply_overrides_policy(compose("config", overrides=overrides), overrides)
+    return {**_stage_summary("float"), "stage": None, "name": "float",
+            "config": OmegaConf.to_container(cfg, resolve=True), "overrides": overrides}
+
+
+def test_todays_recipe_is_compared_resolved_so_an_interpolated_equal_value_is_no_change(tmp_path):
+    """Today's config may spell a recipe value as an interpolation; the run recorded the value.
+    The comparison resolves today's config first, for pipeline stages and for single runs."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    sgd = conf / "optim" / "sgd.yaml"
+    assert "momentum: 0.9\n" in sgd.read_text()
+    sgd.write_text(sgd.read_text().replace("momentum: 0.9\n", "momentum: ${oc.decode:'0.9'}\n"))
+    for summary in (_stage_summary("prune2"), _no_pipeline_summary()):
+        assert summary["config"]["optim"]["momentum"] == 0.9
+        assert RecipeDrift(CONF_DIR).check(summary) is None
+        assert RecipeDrift(conf).check(summary) is None
+    sgd.write_text(sgd.read_text().replace("${oc.decode:'0.9'}", "${oc.decode:'0.8'}"))
+    for summary in (_stage_summary("prune2"), _no_pipeline_summary()):
+        assert RecipeDrift(conf).check(summary).startswith("optim: ")
+
+
+def test_overrides_that_todays_configs_refuse_are_a_difference_with_the_reason():
+    drift = RecipeDrift(CONF_DIR)
+    # our own policy refuses it: a top-level optim.lr that the pipeline's stages set themselves
+    ours = drift.check({**_stage_summary("prune2"), "overrides": [*OVERRIDES, "optim.lr=0.2"]})
+    assert ours.startswith("today's configs refuse its overrides: optim.lr is set by pipeline "
+                           "stage(s) ")
+    assert "ConfigError" not in ours  # our message as written, not an exception's repr
+    # Hydra refuses it: the experiment config is gone
+    hydra = drift.check({**_stage_summary("prune2"),
+                         "overrides": ["experiment=han2015_pruning/no_such_setting", "seed=1"]})
+    assert hydra.startswith("today's configs refuse its overrides: MissingConfigException: ")
+    assert "no_such_setting" in hydra
