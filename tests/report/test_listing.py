@@ -23,3 +23,56 @@ def test_one_paper_and_an_unknown_one(capsys):
     assert "paper:  fixed_point test_err 6.78" in out
     with pytest.raises(SystemExit, match="no experiments for 'nope'; papers: anwar2015"):
         main(["nope"])
+
+
+def test_a_listing_by_hand(tmp_path):
+    """Every line of two experiments' entries, from small files written here: the header's
+    first line as the target and its first line about time, the stages in order, the paper's
+    figures, and ours (test error, top-1 error and ratio only; at most 8; the spread when
+    there is one)."""
+    from quantsurvey.report.listing import render
+
+    conf = tmp_path / "conf" / "experiment" / "p1"
+    conf.mkdir(parents=True)
+    (conf / "s1.yaml").write_text(
+        "# @package _global_\n# Target: the paper's table 1\n# no word for it here\n"
+        "# Budget: 10 epochs; Time per epoch about 3 min\n# time again: not shown\n"
+        "defaults: []\npipeline:\n  float: {}\n  prune: {}\n  retrain: {}\n")
+    (conf / "s2.yaml").write_text("seed: 0\n# a comment after the header is not a header\n")
+    (conf.parent / "p2").mkdir()
+    (conf.parent / "p2" / "s9.yaml").write_text("# other paper\n")
+    experiments = tmp_path / "experiments" / "p1"
+    experiments.mkdir(parents=True)
+    (experiments / "reported.yaml").write_text(
+        "paper: p1\nrows:\n  - {setting: s1, method: pruned, metrics: {test_err: 1.5, "
+        "ratio: 12}}\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    head = "paper,setting,method,model,dataset,metric,reported,ours,ours_std,seeds,budget\n"
+    rows = ["p1,s1,pruned,m,d,test_err,1.5,1.61234,0.05,3,cpu-10ep",
+            "p1,s1,pruned,m,d,ratio,12,11.5,,3,cpu-10ep",
+            "p1,s1,pruned,m,d,val_err,,2.0,,3,cpu-10ep",  # not a listed metric
+            "p1,s1,float,m,d,top1_err,,30,,1,gpu",
+            "p1,s1,other,m,d,test_err,9,,,0,",  # no figure of ours
+            *[f"p1,s2,m{i},m,d,test_err,,{i},,1,b" for i in range(10)]]
+    (results / "results.csv").write_text(head + "\n".join(rows) + "\n")
+    text = render(tmp_path / "conf", results, tmp_path / "experiments", "p1")
+    assert text == (
+        "p1/s1\n"
+        "  run:    quantsurvey experiment=p1/s1\n"
+        "  stages: float → prune → retrain\n"
+        "  target: Target: the paper's table 1\n"
+        "  time:   Budget: 10 epochs; Time per epoch about 3 min\n"
+        "  paper:  pruned test_err 1.5\n"
+        "  paper:  pruned ratio 12\n"
+        "  ours:   pruned test_err 1.61 ± 0.05 (3 seed(s), cpu-10ep)\n"
+        "  ours:   pruned ratio 11.5 (3 seed(s), cpu-10ep)\n"
+        "  ours:   float top1_err 30 (1 seed(s), gpu)\n"
+        "\n"
+        "p1/s2\n"
+        "  run:    quantsurvey experiment=p1/s2\n"
+        "  stages: (one run)\n"
+        "  paper:  —\n"
+        + "".join(f"  ours:   m{i} test_err {i} (1 seed(s), b)\n" for i in range(8)))
+    assert render(tmp_path / "conf", tmp_path / "none", tmp_path / "none", None).count(
+        "  ours:   —\n") == 3  # no results.csv: every experiment, none of ours
