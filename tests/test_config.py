@@ -130,3 +130,31 @@ def test_every_committed_run_has_the_architecture_its_settings_config_composes()
                          f"{s['config']['data']['name']}, the config: {model['name']} "
                          f"{model.get('params')} on {data}")
     assert checked > 200 and not wrong, "\n".join(wrong)
+
+
+def test_every_paper_figure_sits_beside_a_setting_a_config_composes():
+    """A paper's figure in experiments/<paper>/reported.yaml is shown beside our rows of the
+    same setting: under a setting name no config composes (XNOR-Net's `bn_alexnet_imagenet`,
+    while its config composes `alexnet_xnor_imagenet`) it could never have a row beside it.
+    Every reported setting is `experiment=<paper>/<setting>`, with the model and data set the
+    row names."""
+    import yaml
+
+    from tests.conftest import REPO
+
+    rows = [(doc["paper"], row) for path in sorted((REPO / "experiments").glob("*/reported.yaml"))
+            for doc in [yaml.safe_load(path.read_text())] for row in doc["rows"]]
+    assert len(rows) >= 40
+    composed, wrong = {}, []
+    for paper, row in rows:
+        key = f"{paper}/{row['setting']}"
+        if key not in EXPERIMENTS:
+            wrong.append(f"{key}: reported, but no conf/experiment/{key}.yaml")
+            continue
+        if key not in composed:
+            cfg = compose_cfg([f"experiment={key}"])
+            composed[key] = (cfg.model.name, cfg.data.name)
+        if composed[key] != (row["model"], row["dataset"]):
+            wrong.append(f"{key}: reported as {row['model']} on {row['dataset']}, the config "
+                         f"composes {composed[key][0]} on {composed[key][1]}")
+    assert not wrong, "\n".join(sorted(set(wrong)))
