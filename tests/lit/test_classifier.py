@@ -79,3 +79,92 @@ def test_a_non_finite_loss_names_its_first_batch_however_it_is_checked(deferred,
                                              r"\(batch 2\)"):
         trainer.test(module, dataloaders=DataLoader(TensorDataset(x, y), batch_size=4),
                      verbose=False)
+
+
+class _TwoGroupNet(nn.Module):
+    """A linear classifier whose first layer asks for half the learning rate (as BNN's
+    per-layer scaling does through `param_groups()`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.last = nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.last(self.first(x))
+
+    def param_groups(self):
+        return [{"params": list(self.first.parameters()), "lr_scale": 0.5}]
+
+
+@pytest.mark.parametrize("two_groups", [False, True], ids=["one group", "two groups"])
+def test_the_learning_rate_is_logged_at_each_epoch_start_under_lr_monitors_names(two_groups):
+    """`callbacks.lr_monitor`: at every epoch's start the module logs each parameter group's
+    learning rate as LearningRateMonitor names it (`lr-SGD`, or `lr-SGD/pg<i>` for several
+    groups); here a cosine schedule from 0.1 over 4 epochs, the first group at half of it."""
+    import math
+
+    torch.manual_seed(0)
+    model = _TwoGroupNet() if two_groups else nn.Linear(4, 3)
+    module = ClassifierModule(model, "net", 3, OptimConfig(lr=0.1), SchedConfig(name="cosine"),
+                              max_epochs=4, log_lr=True)
+    seen: list[dict[str, float]] = []
+
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            seen.append({k: float(v) for k, v in trainer.callback_metrics.items()
+                         if k.startswith("lr-")})
+
+    trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", callbacks=[Record()])
+    data = DataLoader(TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,))),
+                      batch_size=8)
+    trainer.fit(module, train_dataloaders=data)
+    cosine = [0.1 * (1 + math.cos(math.pi * epoch / 4)) / 2 for epoch in range(4)]
+    if two_groups:
+        assert [sorted(s) for s in seen] == [["lr-SGD/pg1", "lr-SGD/pg2"]] * 4
+        assert [s["lr-SGD/pg1"] for s in seen] == pytest.approx([lr / 2 for lr in cosine])
+        assert [s["lr-SGD/pg2"] for s in seen] == pytest.approx(cosine)
+    else:
+        assert [list(s) for s in seen] == [["lr-SGD"]] * 4
+        assert [s["lr-SGD"] for s in seen] == pytest.approx(cosine)
+    quiet = ClassifierModule(nn.Linear(4, 3), "net", 3, OptimConfig(lr=0.1), SchedConfig(),
+                             max_epochs=1)  # log_lr off: nothing logged
+    seen.clear()
+    pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False, accelerator="cpu",
+               callbacks=[Record()]).fit(quiet, train_dataloaders=data)
+    assert seen == [{}]
+
+
+def test_a_checkpoint_is_loaded_only_into_the_model_that_wrote_it_and_brings_its_clock():
+    from quantsurvey.errors import CheckpointError
+
+    def module():
+        return ClassifierModule(nn.Linear(4, 3), "net", 3, OptimConfig(), SchedConfig(),
+                                max_epochs=1)
+
+    writer = module()
+    checkpoint: dict = {}
+    writer.on_save_checkpoint(checkpoint)
+    assert checkpoint["quantsurvey"] == {"model": "net",
+                                         "shapes": {"weight": [3, 4], "bias": [3]}}
+    checkpoint["wall_clock"] = {"elapsed_s": 123.5}
+    reader = module()
+    reader.on_load_checkpoint(checkpoint)
+    assert reader.clock.before_resume == 123.5
+    # checkpoints from before the clock moved into the module kept it as a callback's state
+    old = {"quantsurvey": checkpoint["quantsurvey"],
+           "callbacks": {"WallClock": {"elapsed_s": 7.0}}}
+    reader.on_load_checkpoint(old)
+    assert reader.clock.before_resume == 7.0
+    with pytest.raises(CheckpointError, match="written by net with other layer shapes; this "
+                                              "run builds net"):
+        module().on_load_checkpoint(
+            {"quantsurvey": {"model": "net", "shapes": {"weight": [3, 5], "bias": [3]}}})
+    with pytest.raises(CheckpointError, match="written by an unknown model"):
+        module().on_load_checkpoint({})
+    with pytest.raises(CheckpointError, match="layout written before the quantized-layer "
+                                              "mechanism"):
+        module().on_load_checkpoint(
+            {"quantsurvey": {"model": "net", "shapes": {"weight_orig": [3, 4], "bias": [3]}}})
