@@ -120,16 +120,16 @@ class TensorDataModule(pl.LightningDataModule):
     def _checked(self, images: torch.Tensor, labels: torch.Tensor, split: str):
         where = self._sources.get(split, self.root)
         if len(labels) == 0:
-            raise DataError(f"{type(self).__name__} {split} split at {where} holds no images: "
+            raise DataError(f"{self.dataset_name} {split} split at {where} holds no images: "
                             f"point data.root at a complete copy of the data set.")
         if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(self.input_shape):
-            raise DataError(f"{type(self).__name__} {split} images read from {where} have "
+            raise DataError(f"{self.dataset_name} {split} images read from {where} have "
                             f"shape {tuple(images.shape)} and dtype {images.dtype}; expected "
                             f"(N, {', '.join(map(str, self.input_shape))}) uint8: replace "
                             f"them with the data set's own files.")
         if len(labels) != len(images) or int(labels.min()) < 0 or \
                 int(labels.max()) >= self.num_classes:
-            raise DataError(f"{type(self).__name__} {split} labels read from {where} are "
+            raise DataError(f"{self.dataset_name} {split} labels read from {where} are "
                             f"inconsistent: {len(labels)} labels for {len(images)} images, range "
                             f"[{int(labels.min())}, {int(labels.max())}] for "
                             f"{self.num_classes} classes: replace them with the data set's own "
