@@ -25,8 +25,8 @@ def test_an_init_from_that_is_neither_a_stage_nor_a_folder_is_refused(tmp_path):
     cfg = compose_cfg(["experiment=han2015_pruning/lenet300_100_mnist",
                        "pipeline.prune1.init_from=flaot"])
     with pytest.raises(ConfigError, match=r"pipeline stage 'prune1': init_from='flaot' is "
-                                          r"neither an earlier stage \(float, prune1, prune2, prune3, prune4\) "
-                                          r"nor a run directory"):
+                                          r"neither an earlier stage \(float, prune1, prune2, "
+                                          r"prune3, prune4\) nor a run directory"):
         stage_configs(cfg)
     folder = compose_cfg(["experiment=han2015_pruning/lenet300_100_mnist",
                           f"pipeline.prune1.init_from={tmp_path}"])
