@@ -13,7 +13,7 @@ from torch import nn
 from quantsurvey.errors import CheckpointError
 from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.masking import apply_masks
-from quantsurvey.nn.quant import kept_mask
+from quantsurvey.nn.quant import kept_mask, latent_weight
 from quantsurvey.stages import STAGE_MODEL, load_stage, save_stage
 
 MASK = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 0]], dtype=torch.bool)
@@ -42,8 +42,8 @@ def test_a_stage_hands_on_its_effective_weights_and_its_masks(tmp_path):
         assert torch.equal(kept_mask(weight_layers(second)[name]), MASK)
         assert kept_mask(weight_layers(second)[other]) is None
         assert torch.equal(second(x), first(x))
-        with torch.no_grad():  # the mask holds: a pruned weight stays zero once it moves
-            weight_layers(second)[name].weight.add_(1.0)
+        with torch.no_grad():  # the mask holds: a pruned weight stays zero when its latent
+            latent_weight(weight_layers(second)[name]).add_(1.0)  # value moves
         assert torch.equal(weight_layers(second)[name].weight == 0, ~MASK)
 
 
