@@ -155,28 +155,31 @@ def recheck_file(qsdc: Path, x: torch.Tensor, labels: torch.Tensor, batch: int) 
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_sets", nargs="*", help=f"of {', '.join(DATA_SETS)} (default: all)")
+def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, recheck_file, prefix: str
+                 ) -> None:
+    """The command line shared by the re-check scripts: every `seed=*.qsdc` of `papers` under
+    results/runs, per data set, through `recheck_file`; one record <prefix>_<data set>.json."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("data_sets", nargs="*", help=f"of {', '.join(data_sets)} (default: all)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "rechecks",
-                        help="folder of the binary_<data set>.json records")
+                        help=f"folder of the {prefix}_<data set>.json records")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    unknown = sorted(set(args.data_sets) - set(DATA_SETS))
+    unknown = sorted(set(args.data_sets) - set(data_sets))
     if unknown:
         parser.error(f"unknown data set(s) {', '.join(unknown)}: choose from "
-                     f"{', '.join(DATA_SETS)}")
+                     f"{', '.join(data_sets)}")
     torch.set_num_threads(args.threads)
     bad = []
-    for name in args.data_sets or DATA_SETS:
-        files = sorted(f for p in PAPERS
+    for name in args.data_sets or data_sets:
+        files = sorted(f for p in papers
                        for f in (REPO / "results" / "runs" / p).glob(f"*_{name}/*/seed=*.qsdc"))
         if not files:
             print(f"recheck: no {name} seed=*.qsdc under results/runs; skipped", flush=True)
             continue
-        reader, expected = DATA_SETS[name]
+        reader, expected = data_sets[name]
         x, labels = reader(args.data)
         if len(x) != expected:
             sys.exit(f"recheck: {args.data} holds {len(x)} {name} test images, not {expected}.")
@@ -185,12 +188,16 @@ def main() -> None:
             rows.append(recheck_file(qsdc, x, labels, args.batch))
             print(json.dumps(rows[-1]), flush=True)
             bad += [] if rows[-1]["agrees"] else [rows[-1]["file"]]
-        out = args.out / f"binary_{name}.json"
+        out = args.out / f"{prefix}_{name}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"what": __doc__.splitlines()[0], "data_set": name,
+        out.write_text(json.dumps({"what": doc.splitlines()[0], "data_set": name,
                                    "rows": rows}, indent=1) + "\n")
     if bad:
         sys.exit(f"recheck: {', '.join(bad)} disagree with their summaries (see {args.out}).")
+
+
+def main() -> None:
+    recheck_main(__doc__, PAPERS, DATA_SETS, recheck_file, "binary")
 
 
 if __name__ == "__main__":

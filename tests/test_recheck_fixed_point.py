@@ -1,0 +1,60 @@
+"""scripts/recheck_fixed_point.py: its own code unpacker and the per-layer checks can fail."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from quantsurvey.compress.bit_pack import pack_codes
+from quantsurvey.export import load_model
+from quantsurvey.methods import StageContext, build_methods
+from quantsurvey.models import create_model
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "recheck_fixed_point.py"
+INFO = {"name": "resnet20", "num_classes": 10, "input_shape": [3, 32, 32], "params": {}}
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("recheck_fixed_point", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 5, 8, 13, 16])
+def test_its_own_unpacker_reads_what_the_framework_packs(bits):
+    gen = torch.Generator().manual_seed(bits)
+    codes = torch.randint(-2 ** (bits - 1), 2 ** (bits - 1), (37,), generator=gen)
+    unpacked = _script().unpack(pack_codes(codes, bits), bits, 37)
+    assert unpacked.tolist() == codes.tolist()
+
+
+def test_the_layer_checks_pass_a_written_file_and_fail_a_wrong_one(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.randn(8, 3, 32, 32, generator=gen) for _ in range(2)]
+    ctx = StageContext(seed=0, run_dir=tmp_path, model_info=INFO, probe=lambda: batches[0],
+                       train_batches=lambda n: batches[:n])
+    model = create_model("resnet20", num_classes=10, input_shape=(3, 32, 32)).eval()
+    (method,) = build_methods({"fixed_point": {"weight_bits": 3, "input_bits": 8}})
+    method.before_training(model, ctx)
+    method.after_training(model, ctx)
+    script, qsdc = _script(), tmp_path / "model.qsdc"
+    summary = {"config": {"compress": {"fixed_point": {"weight_bits": 3}}}}
+    good = script.check_layers(qsdc, load_model(qsdc), summary)
+    assert good["fixed_point_layers"] == 20 and set(good["bits"].values()) == {3}
+    assert good["codes_in_range"] and good["blob_sizes_exact"]
+    assert good["decoded_equals_code_x_step"] and good["bits_as_configured"]
+    assert good["fixed_point_weights"] == sum(
+        m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Conv2d,
+                                                                    torch.nn.Linear)))
+    summary["config"]["compress"]["fixed_point"]["weight_bits"] = 4
+    assert not script.check_layers(qsdc, load_model(qsdc), summary)["bits_as_configured"]
+    moved = load_model(qsdc)
+    with torch.no_grad():
+        moved.fc.weight[0, 0] += 1e-3  # a decoder that disagrees with the file by one weight
+    assert not script.check_layers(qsdc, moved, summary)["decoded_equals_code_x_step"]
+    summary["config"]["compress"]["fixed_point"]["weight_bits"] = "float"  # but the file has some
+    assert not script.check_layers(qsdc, load_model(qsdc), summary)["bits_as_configured"]
