@@ -5,6 +5,8 @@ experiment's `direct` recipe in outputs/<paper>/<setting>/sens_<layer>_w<bits>/s
 
     python scripts/anwar_sensitivity.py --seed 0 \
         --float-run outputs/han2015_pruning/lenet5_mnist/float/seed=0
+    python scripts/anwar_sensitivity.py --experiment anwar2015_fixed_point/resnet20_cifar10 \
+        --seed 0 --float-run outputs/zhu2017_ttq/resnet20_cifar10/float_cpu15ep/seed=0
     # → results/anwar2015_fixed_point/sensitivity_<setting>_seed<s>.{json,md} and a figure
 
 The runs' summaries are collected like any others (quantsurvey-report --collect outputs/…).
@@ -23,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from quantsurvey.assemble import build_datamodule  # noqa: E402
 from quantsurvey.atomic_io import write_json_atomic  # noqa: E402
 from quantsurvey.cli import CONF_DIR  # noqa: E402
 from quantsurvey.config import validate_config  # noqa: E402
@@ -43,6 +46,8 @@ def main() -> None:
     parser.add_argument("--float-run", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--bits", type=int, nargs="+", default=list(BITS),
+                        help="weight bit-widths to try per layer (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "anwar2015_fixed_point")
     parser.add_argument("--figures", type=Path, default=REPO / "results" / "figures")
     args = parser.parse_args()
@@ -54,13 +59,12 @@ def main() -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         probe = compose(config_name="config", overrides=base)
         rc = validate_config(probe)
-        model = create_model(rc.model.name, num_classes=10, input_shape=(1, 28, 28),
-                             **rc.model.params) if rc.data.name == "mnist" else None
-        layers = list(weight_layers(model)) if model is not None else []
-        if not layers:
-            raise SystemExit("this script knows the MNIST models' input shape only")
+        dm = build_datamodule(rc, setup=False)  # classes and input shape only, nothing read
+        model = create_model(rc.model.name, num_classes=dm.num_classes,
+                             input_shape=dm.input_shape, **rc.model.params)
+        layers = list(weight_layers(model))
         for layer in layers:
-            for bits in BITS:
+            for bits in args.bits:
                 name = f"sens_{layer.replace('.', '_')}_w{bits}"
                 cfg = compose(config_name="config", overrides=[
                     *base, f"name={name}", f"compress.fixed_point.weight_bits={{{layer}: {bits}}}",
