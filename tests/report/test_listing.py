@@ -26,8 +26,9 @@ def test_one_paper_and_an_unknown_one(capsys):
 
 
 def test_a_listing_by_hand(tmp_path):
-    """Every line of two experiments' entries, from small files written here: the header's
-    first line as the target and its first line about time, the stages in order, the paper's
+    """Every line of three experiments' entries, from small files written here: the header's
+    first line as the target ('#' stripped, with or without a space) and its first later line
+    about time (never the target line), the stages in order, the paper's
     figures, and ours (test error, top-1 error and ratio only; at most 8; the spread when
     there is one)."""
     from quantsurvey.report.listing import render
@@ -35,10 +36,11 @@ def test_a_listing_by_hand(tmp_path):
     conf = tmp_path / "conf" / "experiment" / "p1"
     conf.mkdir(parents=True)
     (conf / "s1.yaml").write_text(
-        "# @package _global_\n# Target: the paper's table 1\n# no word for it here\n"
+        "# @package _global_\n#Target: the paper's table 1\n"
         "# Budget: 10 epochs; Time per epoch about 3 min\n# time again: not shown\n"
         "defaults: []\npipeline:\n  float: {}\n  prune: {}\n  retrain: {}\n")
     (conf / "s2.yaml").write_text("seed: 0\n# a comment after the header is not a header\n")
+    (conf / "s3.yaml").write_text("# Target, whose time is not the time line\n# no word\n")
     (conf.parent / "p2").mkdir()
     (conf.parent / "p2" / "s9.yaml").write_text("# other paper\n")
     experiments = tmp_path / "experiments" / "p1"
@@ -73,6 +75,29 @@ def test_a_listing_by_hand(tmp_path):
         "  run:    quantsurvey experiment=p1/s2\n"
         "  stages: (one run)\n"
         "  paper:  —\n"
-        + "".join(f"  ours:   m{i} test_err {i} (1 seed(s), b)\n" for i in range(8)))
+        + "".join(f"  ours:   m{i} test_err {i} (1 seed(s), b)\n" for i in range(8))
+        + "\n"
+        "p1/s3\n"
+        "  run:    quantsurvey experiment=p1/s3\n"
+        "  stages: (one run)\n"
+        "  target: Target, whose time is not the time line\n"
+        "  paper:  —\n"
+        "  ours:   —\n")
     assert render(tmp_path / "conf", tmp_path / "none", tmp_path / "none", None).count(
-        "  ours:   —\n") == 3  # no results.csv: every experiment, none of ours
+        "  ours:   —\n") == 4  # no results.csv: every experiment, none of ours
+
+
+def test_help_and_running_as_a_module(capsys):
+    """The help's description is the docstring's first line; `python -m` lists like the
+    console script."""
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps it
+    assert "`quantsurvey-list`: every experiment config with its stages, the paper's figures" \
+        in help_text
+    done = subprocess.run([sys.executable, "-m", "quantsurvey.report.listing",
+                           "lin2016_fixed_point"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("lin2016_fixed_point/resnet20_cifar10\n")
