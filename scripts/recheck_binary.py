@@ -155,10 +155,11 @@ def recheck_file(qsdc: Path, x: torch.Tensor, labels: torch.Tensor, batch: int) 
     return row
 
 
-def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, recheck_file, prefix: str
+def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, prefix: str
                  ) -> None:
     """The command line shared by the re-check scripts: every `seed=*.qsdc` of `papers` under
-    results/runs, per data set, through `recheck_file`; one record <prefix>_<data set>.json."""
+    results/runs, per data set, through `check_one(qsdc, x, labels, batch) -> row` (each
+    script's `recheck_file`); one record <prefix>_<data set>.json."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("data_sets", nargs="*", help=f"of {', '.join(data_sets)} (default: all)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -185,7 +186,7 @@ def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, recheck_fil
             sys.exit(f"recheck: {args.data} holds {len(x)} {name} test images, not {expected}.")
         rows = []
         for qsdc in files:
-            rows.append(recheck_file(qsdc, x, labels, args.batch))
+            rows.append(check_one(qsdc, x, labels, args.batch))
             print(json.dumps(rows[-1]), flush=True)
             bad += [] if rows[-1]["agrees"] else [rows[-1]["file"]]
         out = args.out / f"{prefix}_{name}.json"

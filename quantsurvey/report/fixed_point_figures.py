@@ -53,16 +53,22 @@ def draw_lin_size(record: dict[str, Any], tag: str, out: Path) -> Path:
 
 
 def draw_anwar_sensitivity(record: dict[str, Any], tag: str, out: Path) -> Path:
-    """Test error against the bits of the one quantized layer, a line per layer."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    """Test error per layer (in network order) when that layer alone is quantized, a line per
+    bit-width."""
     layers = list(dict.fromkeys(r["layer"] for r in record["rows"]))
-    for i, layer in enumerate(layers):
-        rows = sorted((r for r in record["rows"] if r["layer"] == layer), key=lambda r: r["bits"])
-        ax.plot([r["bits"] for r in rows], [r["test_err"] for r in rows], marker="o",
-                color=f"C{i}", label=layer)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.3 * len(layers) + 2.0), 3.6))
+    for i, bits in enumerate(sorted({r["bits"] for r in record["rows"]})):
+        err = {r["layer"]: r["test_err"] for r in record["rows"] if r["bits"] == bits}
+        ax.plot(range(len(layers)), [err.get(layer, float("nan")) for layer in layers],
+                marker="o", color=f"C{i}", label=f"{bits} bits")
     ax.axhline(record["float_test_err"], color="k", ls=":", lw=0.8, label="float")
     ax.set_yscale("log")
-    ax.set_xlabel("bits of the one quantized layer")
+    plain = plt.FuncFormatter(lambda v, _: f"{v:g}")  # 20, not 2×10^1
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xticks(range(len(layers)), layers, rotation=60 if len(layers) > 6 else 0,
+                  ha="right" if len(layers) > 6 else "center", fontsize=7)
+    ax.set_xlabel("the one quantized layer (weights; all else float)")
     ax.set_ylabel("test error (%)")
     ax.set_title(f"Anwar et al. sensitivity, {tag} (ours)", fontsize=9)
     ax.legend(fontsize=7)

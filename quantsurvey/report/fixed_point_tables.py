@@ -97,6 +97,12 @@ def step_rules_md(r: dict[str, Any]) -> str:
         cells = [f"{row['test_err']:.2f}, {row['logit_sqnr_db']:.1f}" for row in r["rows"]
                  if row["rule"] == rule]
         lines.append(f"| {rule.replace('|', chr(92) + '|')} | " + " | ".join(cells) + " |")
+    unsigned = {row["rule"]: len(row["unsigned_inputs"]) for row in r["rows"]
+                if row.get("unsigned_inputs")}
+    if unsigned:
+        lines += ["", "Unsigned input codes (`act_signed: auto`, calibrated minimum ≥ 0): "
+                  + "; ".join(f"{rule}: {n} layer inputs" for rule, n in unsigned.items())
+                  + "; every other input signed."]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,8 @@ the Pareto front of ours (no other point of ours is both smaller and more accura
 with method and budget; both axes logarithmic.
 
 Drawn from the results table's rows (results.csv), so it shows exactly what the table shows: a
-float row is ratio 1; a row of ours without a ratio (no stored file) is left out. PNG and PDF in
+float row is ratio 1; a row of ours without a ratio (no stored file) is left out, and so are
+diagnostics (`DIAGNOSTIC_BUDGETS`: one layer quantized at a time). PNG and PDF in
 results/figures/survey_<setting>.{png,pdf}; the same rows give the same bytes.
 """
 
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ERROR_METRICS = ("test_err", "top1_err")
+# budgets of diagnostics, not compressions: a sensitivity point quantizes one layer of a float
+# model (scripts/anwar_sensitivity.py); it stays in the table, not in the survey's picture
+DIAGNOSTIC_BUDGETS = ("sensitivity",)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ def survey_points(rows: list[dict[str, str]]) -> dict[str, list[Point]]:
     ours: dict[tuple, dict[str, tuple[float, float]]] = defaultdict(dict)
     theirs: dict[tuple, dict[str, float]] = defaultdict(dict)
     for r in rows:
-        if r["metric"] not in (*ERROR_METRICS, "ratio"):
+        if r["metric"] not in (*ERROR_METRICS, "ratio") or \
+                r["budget"].split(" [")[0] in DIAGNOSTIC_BUDGETS:
             continue
         metric = "err" if r["metric"] in ERROR_METRICS else "ratio"
         if _num(r["ours"]) is not None:

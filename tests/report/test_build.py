@@ -449,8 +449,12 @@ def test_survey_figure_shows_ours_with_spread_and_the_papers_hollow(tmp_path):
                "metrics": {"test/err": e, "compress/ratio": r}}
               for s, e, r in ((0, 1.6, 11.0), (1, 1.8, 13.0))]
     reported = [*REPORTED, {**REPORTED[1], "metric": "test_err", "reported": 1.59}]
-    rows = build_rows([_summary(0, 1.0), _summary(1, 1.2), *pruned], reported)
+    sensitivity = {**_summary(0, 9.0, method="fixed_point"), "budget": "sensitivity",
+                   "metrics": {"test/err": 9.0, "compress/ratio": 1.0}}
+    rows = build_rows([_summary(0, 1.0), _summary(1, 1.2), *pruned, sensitivity], reported)
+    assert any(r["budget"] == "sensitivity" for r in rows)  # a row of the table …
     points = {(p.method, p.ours): p for p in survey_points(rows)["lenet300_100_mnist"]}
+    assert ("fixed_point", True) not in points  # … but no point of the survey's picture
     float_ours = points[("float", True)]
     assert (float_ours.ratio, float_ours.err) == (1.0, 1.1)
     assert float_ours.err_std == pytest.approx(0.141, abs=1e-3)
@@ -496,7 +500,7 @@ def test_lin_and_anwar_figures_regenerate_from_their_committed_records(tmp_path)
     results = REPO / "results"
     lin = sorted((results / "lin2016_fixed_point").glob("analysis_*.json"))
     anwar = sorted((results / "anwar2015_fixed_point").glob("sensitivity_*.json"))
-    assert len(lin) == 2 and len(anwar) == 1
+    assert len(lin) == 2 and len(anwar) == 2
     for record in lin + anwar:
         (tmp_path / record.parent.name).mkdir(exist_ok=True)
         shutil.copy(record, tmp_path / record.parent.name / record.name)
@@ -506,7 +510,8 @@ def test_lin_and_anwar_figures_regenerate_from_their_committed_records(tmp_path)
     assert sorted(p.name for p in drawn) == sorted(
         [f"lin2016_sqnr_predicted_vs_measured_{t}.png" for t in tags]
         + [f"lin2016_size_vs_error_{t}.png" for t in tags]
-        + ["anwar2015_sensitivity_lenet5_mnist_seed0.png"])
+        + ["anwar2015_sensitivity_lenet5_mnist_seed0.png",
+           "anwar2015_sensitivity_resnet20_cifar10_seed0.png"])
     for png in drawn:
         assert png.parent == tmp_path / "figures"
         assert png.read_bytes() == (results / "figures" / png.name).read_bytes(), png.name
