@@ -14,7 +14,10 @@ the readers of scripts/recheck_binary.py, not the project's data modules). Each 
 compared with the `test/err` of the run's summary beside the file, the file's size with the
 summary's, the bits per layer with the stage's configured weight bits (an equal-bit stage; a
 float-weight stage must have no fixed-point layer), and the code and step bytes with the
-summary's `compress/weight_bytes`. Writes one JSON record per
+summary's `compress/weight_bytes`. Every layer-input quantizer of the decoded model is watched
+while the test images pass: its outputs must be levels of its code range, and it must be
+signed or unsigned as the stage's `act_signed` says (`auto`: unsigned exactly where the raw
+input never goes below zero on the test images). Writes one JSON record per
 data set (results/rechecks/fixed_point_<data set>.json); exits 1 when any figure disagrees.
 """
 
@@ -82,24 +85,68 @@ def check_layers(qsdc: Path, model: torch.nn.Module, summary: dict) -> dict:
     return out
 
 
+class InputWatch:
+    """Forward hooks on every layer's input quantizer: the smallest raw input seen, and whether
+    every quantized value is a level of the quantizer's code range (step × an integer code in
+    [−2^(b−1), 2^(b−1) − 1] signed, [0, 2^b − 1] unsigned; + 0.5 without a zero level)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.minimum: dict[str, float] = {}
+        self.levels_ok: dict[str, bool] = {}
+        self.quantizers = {name: layer._modules["input_quantizer"]
+                           for name, layer in weight_layers(model).items()
+                           if layer._modules.get("input_quantizer") is not None}
+        self.handles = [q.register_forward_hook(self._hook(name))
+                        for name, q in self.quantizers.items()]
+
+    def _hook(self, name: str):
+        def hook(quantizer, inputs, output):
+            raw, bits = inputs[0], quantizer.bits
+            self.minimum[name] = min(self.minimum.get(name, math.inf), float(raw.min()))
+            level = output.double() / float(quantizer.step) - (0 if quantizer.zero_level else 0.5)
+            low, high = ((-2 ** (bits - 1), 2 ** (bits - 1) - 1) if quantizer.signed
+                         else (0, 2 ** bits - 1))
+            ok = bool((level - level.round()).abs().max() < 1e-3
+                      and level.min() >= low - 1e-3 and level.max() <= high + 1e-3)
+            self.levels_ok[name] = self.levels_ok.get(name, True) and ok
+        return hook
+
+    def report(self, configured: dict) -> dict:
+        """Signedness against the config: `true` (default) all signed, `false` all unsigned,
+        `auto` unsigned exactly where the test images' raw input never goes below 0."""
+        for handle in self.handles:
+            handle.remove()
+        want = configured.get("act_signed", True)
+        signed = {name: bool(q.signed) for name, q in self.quantizers.items()}
+        expected = {name: (want if isinstance(want, bool) else self.minimum[name] < 0)
+                    for name in signed}
+        return {"input_quantizers": len(signed),
+                "unsigned_inputs": sorted(n for n, s in signed.items() if not s),
+                "signedness_as_configured": signed == expected,
+                "input_levels_in_range": all(self.levels_ok.values())}
+
+
 def recheck_file(qsdc: Path, x: torch.Tensor, labels: torch.Tensor, batch: int) -> dict:
     summary = json.loads(qsdc.with_suffix(".json").read_text())
     model = load_model(qsdc).eval()
+    watch = InputWatch(model)
     wrong = 0
     with torch.no_grad():
         for start in range(0, len(x), batch):
             logits = model(x[start:start + batch])
             wrong += int((logits.argmax(1) != labels[start:start + batch]).sum())
+    configured = ((summary.get("config") or {}).get("compress") or {}).get("fixed_point") or {}
     metrics = summary["metrics"]
     row = {"file": str(qsdc.relative_to(REPO)), "method": summary["method"],
            "file_bytes": qsdc.stat().st_size, "test_images": len(x),
            "test_err_pct": 100 * wrong / len(x), "summary_test_err_pct": metrics["test/err"],
            "summary_size_bytes": metrics.get("compress/size_bytes"),
            "summary_weight_bytes": metrics.get("compress/weight_bytes"),
-           **check_layers(qsdc, model, summary)}
+           **check_layers(qsdc, model, summary), **watch.report(configured)}
     row["agrees"] = (abs(row["test_err_pct"] - row["summary_test_err_pct"]) < 1e-3
                      and row["summary_size_bytes"] == row["file_bytes"]
                      and row["codes_in_range"] and row["blob_sizes_exact"]
+                     and row["signedness_as_configured"] and row["input_levels_in_range"]
                      and row["decoded_equals_code_x_step"] and row["bits_as_configured"]
                      and row["summary_weight_bytes"] in (None, row["weight_bytes"]))
     return row

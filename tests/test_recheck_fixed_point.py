@@ -58,3 +58,39 @@ def test_the_layer_checks_pass_a_written_file_and_fail_a_wrong_one(tmp_path):
     assert not script.check_layers(qsdc, moved, summary)["decoded_equals_code_x_step"]
     summary["config"]["compress"]["fixed_point"]["weight_bits"] = "float"  # but the file has some
     assert not script.check_layers(qsdc, load_model(qsdc), summary)["bits_as_configured"]
+
+
+def test_the_input_watch_checks_signedness_against_the_config_and_the_levels(tmp_path):
+    """act_signed auto: unsigned exactly where the raw input never goes below 0 (every ResNet-20
+    layer input but the first conv's, which sees the images); a config of signed inputs, or an
+    output off the quantizer's levels, fails."""
+    gen = torch.Generator().manual_seed(4)
+    batches = [torch.randn(8, 3, 32, 32, generator=gen) for _ in range(2)]
+    ctx = StageContext(seed=0, run_dir=tmp_path, model_info=INFO, probe=lambda: batches[0],
+                       train_batches=lambda n: batches[:n])
+    model = create_model("resnet20", num_classes=10, input_shape=(3, 32, 32)).eval()
+    (method,) = build_methods({"fixed_point": {"weight_bits": 4, "input_bits": 3,
+                                               "act_signed": "auto"}})
+    method.before_training(model, ctx)
+    method.after_training(model, ctx)
+    script = _script()
+
+    def watched(configured, tamper=None):
+        decoded = load_model(tmp_path / "model.qsdc").eval()
+        watch = script.InputWatch(decoded)
+        if tamper:
+            q = watch.quantizers[tamper]
+            plain = q.forward
+            q.forward = lambda x: plain(x) + 0.3 * q.step  # between two levels
+        with torch.no_grad():
+            for x in batches:
+                decoded(x)
+        return watch.report(configured)
+
+    auto = watched({"act_signed": "auto"})
+    assert auto["input_quantizers"] == 20
+    assert "conv1" not in auto["unsigned_inputs"] and len(auto["unsigned_inputs"]) == 19
+    assert auto["signedness_as_configured"] and auto["input_levels_in_range"]
+    assert not watched({})["signedness_as_configured"]  # the default is signed everywhere
+    assert not watched({"act_signed": False})["signedness_as_configured"]
+    assert not watched({"act_signed": "auto"}, tamper="fc")["input_levels_in_range"]
