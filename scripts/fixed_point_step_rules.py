@@ -54,17 +54,14 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=REPO / "data" / "cache")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "lin2016_fixed_point")
-    parser.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES),
-                        help="the rules to run (default: all)")
     args = parser.parse_args()
-    rules = {rule: RULES[rule] for rule in args.rules}
     start, git = time.time(), git_state()
     set_threads(args.threads)
     summary, rc, dm, model, val, test, ctx = load_float_run(
         args.run, args.data_root, args.cache_dir, 1000, args.out)
     reference = logits(model, val)
     rows = []
-    for rule, section in rules.items():
+    for rule, section in RULES.items():
         for wb, ab in BITS:
             m, layers = quantized(model, {**section, "weight_bits": wb, "input_bits": ab,
                                           "power_of_two": True, "calibration_batches": 10},
@@ -76,7 +73,7 @@ def main() -> None:
                          "logit_sqnr_db": sqnr_db(reference, logits(m, val))})
             print(rows[-1], flush=True)
     result = {"float_run": str(args.run), "float_test_err": test_error(model, test),
-              "float_budget": summary["budget"], "rows": rows, "rules": rules,
+              "float_budget": summary["budget"], "rows": rows, "rules": RULES,
               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "git": git,
               "hardware": hardware(), "threads": args.threads,
               "wall_time_s": round(time.time() - start, 1)}
