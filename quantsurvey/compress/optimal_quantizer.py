@@ -80,8 +80,7 @@ def quantizer_mse(step: float, bits: int, distribution: str, zero_level: bool = 
     bounds = (lv[:-1] + lv[1:]) / 2  # decision thresholds between neighbouring levels
     inner = _cells(bounds[:-1], bounds[1:], lv[1:-1], distribution) if len(lv) > 2 else 0.0
     # the outer cells run to ±∞: [bound, ∞) with the top level, (−∞, −bound] by symmetry
-    if len(lv) == 1:
-        return 1.0 + lv[0] ** 2
+    # (bits ≥ 1 gives at least two levels, so there is always a bound)
     upper = _tail(bounds[-1], lv[-1], distribution) if bounds[-1] >= 0 else \
         _cells(np.array([bounds[-1]]), np.array([0.0]), np.array([lv[-1]]), distribution) + \
         _tail(0.0, lv[-1], distribution)

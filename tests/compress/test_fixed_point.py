@@ -27,6 +27,7 @@ from quantsurvey.compress.fixed_point import (
 from quantsurvey.compress.optimal_quantizer import (
     density,
     optimal_step,
+    optimal_table,
     quantizer_mse,
     sqnr_db_of_step,
 )
@@ -149,6 +150,22 @@ def test_the_papers_gaussian_steps_and_max_1960s_table():
     for bits in (1, 2, 5):  # uniform input: the step that tiles its support exactly
         assert optimal_step(bits, "uniform") == pytest.approx(2 * math.sqrt(3) / 2 ** bits,
                                                               rel=1e-5)
+
+
+def test_the_table_rows_by_hand():
+    """optimal_table's row for the 1-bit mid-rise Gaussian quantizer: levels ±√(2/π) (Max
+    1960), MSE 1 − 2/π, SQNR 4.40 dB, dB per bit = SQNR / bits; one row per distribution,
+    level set and bit-width."""
+    rows = optimal_table(range(1, 3))
+    assert len(rows) == 3 * 2 * 2
+    (one,) = [r for r in rows if (r["distribution"], r["levels"], r["bits"])
+              == ("gaussian", "mid_rise", 1)]
+    assert one["step"] == pytest.approx(2 * math.sqrt(2 / math.pi), abs=1e-6)
+    assert one["sqnr_db"] == pytest.approx(-10 * math.log10(1 - 2 / math.pi), abs=1e-6)
+    assert one["db_per_bit"] == pytest.approx(4.3965, abs=1e-3)
+    (two,) = [r for r in rows if (r["distribution"], r["levels"], r["bits"])
+              == ("laplacian", "zero_level", 2)]
+    assert two["db_per_bit"] == pytest.approx(two["sqnr_db"] / 2, rel=1e-12)
 
 
 def test_uniform_input_gains_6_02_db_per_bit():
