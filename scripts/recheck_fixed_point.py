@@ -52,10 +52,16 @@ def unpack(blob: bytes, bits: int, count: int) -> np.ndarray:
     return stream.reshape(count, bits).astype(np.int64) @ powers - 2 ** (bits - 1)
 
 
+def fixed_point_section(summary: dict) -> dict:
+    """The stage's configured `fixed_point` section, else its `fixed_point_allocated` one."""
+    compress = (summary.get("config") or {}).get("compress") or {}
+    return compress.get("fixed_point") or compress.get("fixed_point_allocated") or {}
+
+
 def check_layers(qsdc: Path, model: torch.nn.Module, summary: dict) -> dict:
     header, blobs = read_container(qsdc)
     layers = weight_layers(model)
-    configured = ((summary.get("config") or {}).get("compress") or {}).get("fixed_point") or {}
+    configured = fixed_point_section(summary)
     want_bits = configured.get("weight_bits")
     out = {"fixed_point_layers": 0, "fixed_point_weights": 0, "bits": {}, "weight_bytes": 0,
            "codes_in_range": True, "blob_sizes_exact": True, "decoded_equals_code_x_step": True,
@@ -135,14 +141,13 @@ def recheck_file(qsdc: Path, x: torch.Tensor, labels: torch.Tensor, batch: int) 
         for start in range(0, len(x), batch):
             logits = model(x[start:start + batch])
             wrong += int((logits.argmax(1) != labels[start:start + batch]).sum())
-    configured = ((summary.get("config") or {}).get("compress") or {}).get("fixed_point") or {}
     metrics = summary["metrics"]
     row = {"file": str(qsdc.relative_to(REPO)), "method": summary["method"],
            "file_bytes": qsdc.stat().st_size, "test_images": len(x),
            "test_err_pct": 100 * wrong / len(x), "summary_test_err_pct": metrics["test/err"],
            "summary_size_bytes": metrics.get("compress/size_bytes"),
            "summary_weight_bytes": metrics.get("compress/weight_bytes"),
-           **check_layers(qsdc, model, summary), **watch.report(configured)}
+           **check_layers(qsdc, model, summary), **watch.report(fixed_point_section(summary))}
     row["agrees"] = (abs(row["test_err_pct"] - row["summary_test_err_pct"]) < 1e-3
                      and row["summary_size_bytes"] == row["file_bytes"]
                      and row["codes_in_range"] and row["blob_sizes_exact"]

@@ -94,3 +94,13 @@ def test_the_input_watch_checks_signedness_against_the_config_and_the_levels(tmp
     assert not watched({})["signedness_as_configured"]  # the default is signed everywhere
     assert not watched({"act_signed": False})["signedness_as_configured"]
     assert not watched({"act_signed": "auto"}, tamper="fc")["input_levels_in_range"]
+
+
+def test_the_configured_section_is_fixed_point_or_the_allocated_one():
+    script = _script()
+    allocated = {"config": {"compress": {"fixed_point": None,
+                                         "fixed_point_allocated": {"act_signed": "auto"}}}}
+    assert script.fixed_point_section(allocated) == {"act_signed": "auto"}
+    assert script.fixed_point_section({"config": {"compress": {"fixed_point": {"weight_bits": 3}}}}
+                                      ) == {"weight_bits": 3}
+    assert script.fixed_point_section({}) == {}
