@@ -158,3 +158,30 @@ def test_every_paper_figure_sits_beside_a_setting_a_config_composes():
             wrong.append(f"{key}: reported as {row['model']} on {row['dataset']}, the config "
                          f"composes {composed[key][0]} on {composed[key][1]}")
     assert not wrong, "\n".join(sorted(set(wrong)))
+
+
+def test_anwar_resnet20_mix_is_what_the_committed_sensitivity_chooses():
+    """The `*_mix3` stages' per-layer weight bits are scripts/anwar_bit_mix.py's choice from the
+    committed seed-0 sensitivity record (validation errors, storage of uniform 3-bit weights):
+    a changed record, model or rule without a changed config fails here."""
+    import json
+
+    from quantsurvey.compress.sensitivity_allocation import sensitivity_bits
+    from quantsurvey.models import create_model
+    from quantsurvey.nn.layers import weight_layers
+    from quantsurvey.pipeline import stage_configs
+    from quantsurvey.provenance import REPO_ROOT
+
+    record = json.loads((REPO_ROOT / "results" / "anwar2015_fixed_point" /
+                         "sensitivity_resnet20_cifar10_seed0.json").read_text())
+    errors: dict = {}
+    for row in record["rows"]:
+        errors.setdefault(row["layer"], {})[row["bits"]] = row["val_err"]
+    model = create_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
+    sizes = {name: m.weight.numel() for name, m in weight_layers(model).items()}
+    chosen = sensitivity_bits(errors, sizes, 3 * sum(sizes.values()))
+    assert sum(sizes[n] * b for n, b in chosen.items()) <= 3 * sum(sizes.values())
+    stages = {name: merged for name, merged, _ in stage_configs(
+        compose_cfg(["experiment=anwar2015_fixed_point/resnet20_cifar10"]))}
+    for stage in ("direct_mix3", "retrain_mix3"):
+        assert dict(stages[stage].compress.fixed_point.weight_bits) == chosen, stage

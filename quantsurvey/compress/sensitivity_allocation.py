@@ -1,0 +1,74 @@
+"""Per-layer weight bit-widths from a layer-wise sensitivity table (ours, built on Anwar, Hwang,
+Sung 2015, whose layer-wise sensitivity quantizes one layer at a time with the others in float;
+the paper does not say how bits follow from it).
+
+The rule: pick one bit-width b_i per layer from the measured ones so that the sum of the
+single-layer errors, Σ_i e_i(b_i), is smallest while the weight storage, Σ_i n_i·b_i (n_i the
+layer's weight count), stays within a budget. Summing single-layer errors assumes their costs add;
+they do not exactly (on ResNet-20 the joint cost is larger), so this is a ranking, not a
+prediction. Solved exactly as a multiple-choice knapsack by dynamic programming over the budget in
+units of gcd(n_i).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+
+import numpy as np
+
+
+def sensitivity_bits(errors: dict[str, dict[int, float]], sizes: dict[str, int],
+                     budget_bits: int) -> dict[str, int]:
+    """{layer: bits} minimising Σ errors[layer][bits] subject to Σ sizes[layer]·bits ≤ budget_bits.
+
+    `errors` gives each layer's error (any unit, smaller is better) at each measured bit-width;
+    of equal error sums, the smaller storage wins.
+    """
+    if set(errors) != set(sizes):
+        missing, extra = sorted(set(sizes) - set(errors)), sorted(set(errors) - set(sizes))
+        raise ValueError(f"the sensitivity table and the layer sizes name different layers "
+                         f"(no errors for {missing or 'none'}; no size for {extra or 'none'}).")
+    if not sizes:
+        raise ValueError("no layers to allocate bits to.")
+    for layer, n in sizes.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"layer {layer!r}: weight count {n!r} must be a positive integer.")
+        if not errors[layer]:
+            raise ValueError(f"layer {layer!r}: no measured bit-width.")
+        for b, e in errors[layer].items():
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise ValueError(f"layer {layer!r}: bit-width {b!r} must be a positive integer.")
+            if not math.isfinite(e):
+                raise ValueError(f"layer {layer!r}: error {e!r} at {b} bits is not finite.")
+    smallest = sum(n * min(errors[layer]) for layer, n in sizes.items())
+    if budget_bits < smallest:
+        raise ValueError(f"a budget of {budget_bits} weight bits is below the smallest storage "
+                         f"the table allows, {smallest} bits (every layer at its fewest bits).")
+    layers = list(sizes)
+    unit = reduce(math.gcd, sizes.values())
+    capacity = min(budget_bits, sum(n * max(errors[layer]) for layer, n in sizes.items())) // unit
+    # best[j]: the smallest error sum of the layers so far whose storage is exactly j units
+    best = np.full(capacity + 1, np.inf)
+    best[0] = 0.0
+    picks = []
+    for layer in layers:
+        options = sorted(errors[layer].items())
+        new, pick = np.full_like(best, np.inf), np.zeros(capacity + 1, dtype=np.int64)
+        for bits, error in reversed(options):  # fewer bits last, so they win ties
+            w = sizes[layer] * bits // unit
+            if w > capacity:
+                continue
+            cand = np.full_like(best, np.inf)
+            cand[w:] = best[:capacity + 1 - w] + error
+            better = cand <= new
+            new[better], pick[better] = cand[better], bits
+        best = new
+        picks.append(pick)
+    j = int(np.flatnonzero(best == best.min())[0])  # the smallest storage at the least error
+    chosen = {}
+    for layer, pick in zip(reversed(layers), reversed(picks)):
+        chosen[layer] = int(pick[j])
+        j -= sizes[layer] * chosen[layer] // unit
+    assert j == 0, "the back-tracking must end at zero storage"
+    return {layer: chosen[layer] for layer in layers}
