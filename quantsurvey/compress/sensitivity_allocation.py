@@ -67,7 +67,7 @@ def sensitivity_bits(errors: dict[str, dict[int, float]], sizes: dict[str, int],
         picks.append(pick)
     j = int(np.flatnonzero(best == best.min())[0])  # the smallest storage at the least error
     chosen = {}
-    for layer, pick in zip(reversed(layers), reversed(picks)):
+    for layer, pick in zip(reversed(layers), reversed(picks), strict=True):
         chosen[layer] = int(pick[j])
         j -= sizes[layer] * chosen[layer] // unit
     assert j == 0, "the back-tracking must end at zero storage"

@@ -15,12 +15,12 @@ def brute_force(errors, sizes, budget):
     layers = list(sizes)
     best = None
     for combo in itertools.product(*(sorted(errors[name]) for name in layers)):
-        storage = sum(sizes[name] * b for name, b in zip(layers, combo))
+        storage = sum(sizes[name] * b for name, b in zip(layers, combo, strict=True))
         if storage > budget:
             continue
-        cost = sum(errors[name][b] for name, b in zip(layers, combo))
+        cost = sum(errors[name][b] for name, b in zip(layers, combo, strict=True))
         if best is None or (cost, storage) < best[:2]:
-            best = (cost, storage, dict(zip(layers, combo)))
+            best = (cost, storage, dict(zip(layers, combo, strict=True)))
     return best
 
 
@@ -33,7 +33,7 @@ def test_by_hand_the_small_sensitive_layer_gets_the_bits():
     errors = {"small": {2: 10.0, 4: 0.0}, "big": {2: 5.0, 4: 0.0}}
     sizes = {"small": 1, "big": 10}
     assert sensitivity_bits(errors, sizes, 24) == {"small": 4, "big": 2}  # 4 + 20 bits
-    assert sensitivity_bits(errors, sizes, 23) == {"small": 2, "big": 2}  # 4-bit small no longer fits
+    assert sensitivity_bits(errors, sizes, 23) == {"small": 2, "big": 2}  # no room for 4-bit small
     assert sensitivity_bits(errors, sizes, 44) == {"small": 4, "big": 4}
     assert sensitivity_bits(errors, sizes, 10 ** 6) == {"small": 4, "big": 4}
 
