@@ -74,6 +74,8 @@ MODULES = {
     "quantsurvey/data/sampler.py": ["tests/data/test_sampler_and_augment.py"],
     "quantsurvey/compress/optimal_quantizer.py": ["tests/compress/test_fixed_point.py"],
     "quantsurvey/compress/admm.py": ["tests/methods/test_admm.py"],
+    "quantsurvey/compress/sensitivity_allocation.py": [
+        "tests/compress/test_sensitivity_allocation.py"],
     "quantsurvey/nn/quant.py": ["tests/nn/test_quant.py", "tests/compress/test_pruning.py",
                                 "tests/compress/test_kmeans.py", "tests/compress/test_export.py"],
     "quantsurvey/nn/layers.py": ["tests/nn/test_layers.py", "tests/methods/test_registry.py",
