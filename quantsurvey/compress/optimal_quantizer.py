@@ -80,13 +80,13 @@ def quantizer_mse(step: float, bits: int, distribution: str, zero_level: bool = 
     bounds = (lv[:-1] + lv[1:]) / 2  # decision thresholds between neighbouring levels
     inner = _cells(bounds[:-1], bounds[1:], lv[1:-1], distribution) if len(lv) > 2 else 0.0
     # the outer cells run to ±∞: [bound, ∞) with the top level, (−∞, −bound] by symmetry
-    # (bits ≥ 1 gives at least two levels, so there is always a bound)
+    # (bits ≥ 1 gives at least two levels, so there is always a bound). The codes run from
+    # −2^(b−1) to 2^(b−1) − 1, so the lowest bound is never above 0; the highest is below 0
+    # for the 1-bit zero-level quantizer (levels −s, 0), whose top cell then holds [bound, 0).
     upper = _tail(bounds[-1], lv[-1], distribution) if bounds[-1] >= 0 else \
         _cells(np.array([bounds[-1]]), np.array([0.0]), np.array([lv[-1]]), distribution) + \
         _tail(0.0, lv[-1], distribution)
-    lower = _tail(-bounds[0], -lv[0], distribution) if bounds[0] <= 0 else \
-        _cells(np.array([0.0]), np.array([bounds[0]]), np.array([lv[0]]), distribution) + \
-        _tail(0.0, -lv[0], distribution)
+    lower = _tail(-bounds[0], -lv[0], distribution)
     return inner + upper + lower
 
 

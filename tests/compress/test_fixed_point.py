@@ -138,6 +138,30 @@ def test_solver_matches_a_brute_force_search_with_quadrature(dist, zero_level):
             _quad_mse(s, bits, dist, zero_level) for s in grid) * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("dist", ["gaussian", "laplacian", "uniform"])
+@pytest.mark.parametrize("zero_level", [False, True])
+def test_every_solved_step_is_a_minimum_not_the_scans_edge(dist, zero_level):
+    """A step 0.1% smaller or larger never has a lower MSE, for 1–8 bits: the Brent search must
+    bracket the scan's best point from both sides (a bracket starting at that point stops at it
+    whenever the minimum lies to its left, up to one grid ratio, 3.5%, away)."""
+    for bits in range(1, 9):
+        step = optimal_step(bits, dist, zero_level)
+        mse = quantizer_mse(step, bits, dist, zero_level)
+        for factor in (0.999, 1.001):
+            assert quantizer_mse(step * factor, bits, dist, zero_level) >= mse * (1 - 1e-12), \
+                (bits, factor)
+
+
+def test_the_default_levels_are_mid_rise():
+    """Lin et al.'s table is the mid-rise quantizer (no zero level): the default of both."""
+    for bits in (1, 2, 3):
+        assert quantizer_mse(0.7, bits, "gaussian") == quantizer_mse(0.7, bits, "gaussian",
+                                                                     zero_level=False)
+        assert quantizer_mse(0.7, bits, "gaussian") != quantizer_mse(0.7, bits, "gaussian",
+                                                                     zero_level=True)
+        assert optimal_step(bits, "gaussian") == optimal_step(bits, "gaussian", False)
+
+
 def test_the_papers_gaussian_steps_and_max_1960s_table():
     # Lin et al.: 1.596 (1 bit) and 0.996 (2 bits); Max 1960 uniform quantizer: 0.586, 0.335
     assert optimal_step(1, "gaussian") == pytest.approx(1.596, abs=5e-4)
