@@ -20,7 +20,16 @@ def test_experiments_exist():
 def test_experiment_composes_and_validates(experiment):
     rc = validate_config(compose_cfg([f"experiment={experiment}"]))
     paper, setting = experiment.split("/")
-    assert (rc.paper, rc.setting) == (paper, setting)  # the key names the folder and the file
+    assert rc.paper == paper  # the key names the folder and the file
+    if rc.setting != setting:  # a variant (<setting>_<variant>.yaml), filed under its setting
+        import yaml
+
+        from tests.conftest import REPO
+
+        doc = yaml.safe_load((REPO / "conf" / "experiment" / f"{experiment}.yaml").read_text())
+        assert setting.startswith(f"{rc.setting}_"), (rc.setting, setting)
+        assert doc["defaults"][0] == f"{paper}/{rc.setting}", \
+            f"a variant's defaults list its setting's experiment first: {doc['defaults']}"
 
 
 def test_default_is_lenet300_float():
@@ -182,6 +191,6 @@ def test_anwar_resnet20_mix_is_what_the_committed_sensitivity_chooses():
     chosen = sensitivity_bits(errors, sizes, 3 * sum(sizes.values()))
     assert sum(sizes[n] * b for n, b in chosen.items()) <= 3 * sum(sizes.values())
     stages = {name: merged for name, merged, _ in stage_configs(
-        compose_cfg(["experiment=anwar2015_fixed_point/resnet20_cifar10"]))}
+        compose_cfg(["experiment=anwar2015_fixed_point/resnet20_cifar10_mix3"]))}
     for stage in ("direct_mix3", "retrain_mix3"):
         assert dict(stages[stage].compress.fixed_point.weight_bits) == chosen, stage
