@@ -6,7 +6,8 @@ weights (quantsurvey.compress.sensitivity_allocation; ours, the paper gives no r
         --sensitivity results/anwar2015_fixed_point/sensitivity_resnet20_cifar10_seed0.json \
         --average-bits 3
     # → results/anwar2015_fixed_point/bit_mix_<setting>_seed<s>_avg<b>.{json,md}; the mapping
-    #   goes into the experiment's `*_mix` stages by hand (tests check it matches).
+    #   goes by hand into the `*_mix3` stages of experiment=anwar2015_fixed_point/
+    #   resnet20_cifar10_mix3 (tests/test_config.py checks that it matches).
 
 Validation errors choose the mix, never test errors: the test set stays for the result.
 """
