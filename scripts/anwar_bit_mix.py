@@ -46,6 +46,9 @@ def main() -> None:
     record = json.loads(args.sensitivity.read_text())
     errors: dict[str, dict[int, float]] = {}
     for row in record["rows"]:
+        if row["bits"] in errors.get(row["layer"], {}):
+            raise SystemExit(f"anwar_bit_mix: {args.sensitivity} has two rows for "
+                             f"{row['layer']} at {row['bits']} bits.")
         errors.setdefault(row["layer"], {})[row["bits"]] = row["val_err"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         rc = validate_config(compose(config_name="config",
@@ -87,7 +90,9 @@ def main() -> None:
     lines += ["", f"Storage: {storage:,} weight bits ({result['average_bits']:.3f} bits per "
                   f"weight; budget {budget:,}). Summed single-layer validation error: "
                   f"{result['summed_val_err']:.2f} (uniform {args.average_bits:g} bits: "
-                  f"{result['uniform_summed_val_err']}).", "",
+                  + (f"{result['uniform_summed_val_err']:.2f}"
+                     if result["uniform_summed_val_err"] is not None else "not measured")
+                  + ").", "",
               "For the experiment config: `weight_bits: {"
               + ", ".join(f"{n}: {b}" for n, b in chosen.items()) + "}`", ""]
     (args.out / f"{stem}.md").write_text("\n".join(lines))

@@ -1,7 +1,7 @@
 """Re-apply the surviving mutants of a mutation record to today's committed code and run the
 module's tests: which of them do today's tests kill?
 
-    python scripts/mutation_reapply.py results/mutation/quantsurvey__compress__optimal_quantizer.json
+    python scripts/mutation_reapply.py results/mutation/quantsurvey__compress__admm.json
     python scripts/mutation_reapply.py RECORD --write     # reason 'killed since: <test> …'
 
 Each survivor without a reason (or, with --all, every survivor) is applied alone to a throwaway

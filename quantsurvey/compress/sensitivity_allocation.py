@@ -7,15 +7,23 @@ single-layer errors, Σ_i e_i(b_i), is smallest while the weight storage, Σ_i n
 layer's weight count), stays within a budget. Summing single-layer errors assumes their costs add;
 they do not exactly (on ResNet-20 the joint cost is larger), so this is a ranking, not a
 prediction. Solved exactly as a multiple-choice knapsack by dynamic programming over the budget in
-units of gcd(n_i).
+units of gcd(n_i): time and memory grow with layers × budget / gcd (ResNet-20 at 3 bits per
+weight: 20 × 50,313 units, about 8 MB).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from functools import reduce
 
 import numpy as np
+
+TIE = 1e-9  # error sums this close (relative) count as equal: float sums depend on their order
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def sensitivity_bits(errors: dict[str, dict[int, float]], sizes: dict[str, int],
@@ -23,8 +31,10 @@ def sensitivity_bits(errors: dict[str, dict[int, float]], sizes: dict[str, int],
     """{layer: bits} minimising Σ errors[layer][bits] subject to Σ sizes[layer]·bits ≤ budget_bits.
 
     `errors` gives each layer's error (any unit, smaller is better) at each measured bit-width;
-    of equal error sums, the smaller storage wins.
+    of equal error sums (within a relative 1e-9), the smaller storage wins.
     """
+    if not _is_count(budget_bits) or budget_bits < 0:
+        raise ValueError(f"budget_bits={budget_bits!r} must be a whole number of bits ≥ 0.")
     if set(errors) != set(sizes):
         missing, extra = sorted(set(sizes) - set(errors)), sorted(set(errors) - set(sizes))
         raise ValueError(f"the sensitivity table and the layer sizes name different layers "
@@ -32,16 +42,17 @@ def sensitivity_bits(errors: dict[str, dict[int, float]], sizes: dict[str, int],
     if not sizes:
         raise ValueError("no layers to allocate bits to.")
     for layer, n in sizes.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not _is_count(n) or n < 1:
             raise ValueError(f"layer {layer!r}: weight count {n!r} must be a positive integer.")
         if not errors[layer]:
             raise ValueError(f"layer {layer!r}: no measured bit-width.")
         for b, e in errors[layer].items():
-            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+            if not _is_count(b) or b < 1:
                 raise ValueError(f"layer {layer!r}: bit-width {b!r} must be a positive integer.")
-            if not math.isfinite(e):
-                raise ValueError(f"layer {layer!r}: error {e!r} at {b} bits is not finite.")
-    smallest = sum(n * min(errors[layer]) for layer, n in sizes.items())
+            if isinstance(e, bool) or not isinstance(e, numbers.Real) or not math.isfinite(e):
+                raise ValueError(f"layer {layer!r}: error {e!r} at {b} bits is not a finite "
+                                 f"number.")
+    smallest = sum(int(n) * min(errors[layer]) for layer, n in sizes.items())
     if budget_bits < smallest:
         raise ValueError(f"a budget of {budget_bits} weight bits is below the smallest storage "
                          f"the table allows, {smallest} bits (every layer at its fewest bits).")
@@ -60,12 +71,17 @@ def sensitivity_bits(errors: dict[str, dict[int, float]], sizes: dict[str, int],
             if w > capacity:
                 continue
             cand = np.full_like(best, np.inf)
-            cand[w:] = best[:capacity + 1 - w] + error
+            with np.errstate(over="ignore"):  # an overflowing sum is refused below
+                cand[w:] = best[:capacity + 1 - w] + error
             better = cand <= new
             new[better], pick[better] = cand[better], bits
         best = new
         picks.append(pick)
-    j = int(np.flatnonzero(best == best.min())[0])  # the smallest storage at the least error
+    least = best.min()
+    if not math.isfinite(least):
+        raise ValueError("the error sums overflow; scale the errors down.")
+    # the smallest storage whose error sum ties with the least
+    j = int(np.flatnonzero(best <= least + TIE * max(1.0, abs(least)))[0])
     chosen = {}
     for layer, pick in zip(reversed(layers), reversed(picks), strict=True):
         chosen[layer] = int(pick[j])

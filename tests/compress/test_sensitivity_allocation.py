@@ -5,23 +5,25 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 
 from quantsurvey.compress.sensitivity_allocation import sensitivity_bits
 
 
 def brute_force(errors, sizes, budget):
-    """Every assignment: the least error sum within the budget, then the least storage."""
+    """Every assignment: the least error sum within the budget (sums within a relative 1e-9 of
+    it count as equal), then the least storage."""
     layers = list(sizes)
-    best = None
+    feasible = []
     for combo in itertools.product(*(sorted(errors[name]) for name in layers)):
         storage = sum(sizes[name] * b for name, b in zip(layers, combo, strict=True))
-        if storage > budget:
-            continue
-        cost = sum(errors[name][b] for name, b in zip(layers, combo, strict=True))
-        if best is None or (cost, storage) < best[:2]:
-            best = (cost, storage, dict(zip(layers, combo, strict=True)))
-    return best
+        if storage <= budget:
+            cost = sum(errors[name][b] for name, b in zip(layers, combo, strict=True))
+            feasible.append((cost, storage, dict(zip(layers, combo, strict=True))))
+    least = min(cost for cost, _, _ in feasible)
+    return min((f for f in feasible if f[0] <= least + 1e-9 * max(1.0, abs(least))),
+               key=lambda f: f[1])
 
 
 def cost_and_storage(chosen, errors, sizes):
@@ -41,6 +43,18 @@ def test_by_hand_the_small_sensitive_layer_gets_the_bits():
 def test_of_equal_error_sums_the_smaller_storage_wins():
     errors = {"a": {2: 1.0, 3: 1.0, 8: 1.0}, "b": {2: 0.0, 4: 0.0}}
     assert sensitivity_bits(errors, {"a": 3, "b": 5}, 1000) == {"a": 2, "b": 2}
+
+
+def test_sums_equal_but_for_float_rounding_are_a_tie():
+    """0.1 + 0.2 is 0.30000000000000004 in floats: still a tie with 0.3, so the smaller
+    storage wins (14 bits, not 41)."""
+    errors = {"a": {1: 0.3, 4: 0.1}, "b": {1: 0.2, 4: 0.0}}
+    assert sensitivity_bits(errors, {"a": 1, "b": 10}, 43) == {"a": 4, "b": 1}
+
+
+def test_numpy_integers_are_counts():
+    errors = {"a": {np.int64(2): 1.0, np.int64(4): 0.0}}
+    assert sensitivity_bits(errors, {"a": np.int64(3)}, np.int64(12)) == {"a": 4}
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -81,8 +95,14 @@ def test_never_worse_than_uniform_bits_at_the_same_storage():
     ({"a": {2: 1.0}}, {"a": 0}, 100, "positive integer"),
     ({"a": {}}, {"a": 4}, 100, "no measured bit-width"),
     ({"a": {0: 1.0}}, {"a": 4}, 100, "bit-width 0"),
-    ({"a": {2: float("nan")}}, {"a": 4}, 100, "not finite"),
+    ({"a": {2: float("nan")}}, {"a": 4}, 100, "not a finite number"),
     ({}, {}, 100, "no layers"),
+    ({"a": {2: 1.0}}, {"a": 4}, 29.9, "whole number of bits"),
+    ({"a": {2: 1.0}}, {"a": 4}, True, "whole number of bits"),
+    ({"a": {2: 1.0}}, {"a": 4}, -1, "whole number of bits"),
+    ({"a": {2: "1.0"}}, {"a": 4}, 100, "not a finite number"),
+    ({"a": {2: None}}, {"a": 4}, 100, "not a finite number"),
+    ({"a": {2: 1e308}, "b": {2: 1e308}}, {"a": 4, "b": 4}, 100, "overflow"),
 ])
 def test_bad_inputs_stop_with_one_clear_message(errors, sizes, budget, message):
     with pytest.raises(ValueError, match=message):
