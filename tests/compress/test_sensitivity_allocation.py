@@ -52,6 +52,19 @@ def test_sums_equal_but_for_float_rounding_are_a_tie():
     assert sensitivity_bits(errors, {"a": 1, "b": 10}, 43) == {"a": 4, "b": 1}
 
 
+def test_ties_are_relative_to_the_size_of_the_sums():
+    """1000.1 + 2000.2 is 3000.3000000000002 in floats: at this size too a tie with 3000.3."""
+    errors = {"a": {1: 3000.3, 4: 1000.1}, "b": {1: 2000.2, 4: 0.0}}
+    assert sensitivity_bits(errors, {"a": 1, "b": 10}, 43) == {"a": 4, "b": 1}
+
+
+def test_the_message_names_the_missing_and_the_extra_layers():
+    with pytest.raises(ValueError, match=r"no errors for \['b'\]; no size for none"):
+        sensitivity_bits({"a": {2: 1.0}}, {"a": 4, "b": 3}, 100)
+    with pytest.raises(ValueError, match=r"no errors for none; no size for \['c'\]"):
+        sensitivity_bits({"a": {2: 1.0}, "c": {2: 1.0}}, {"a": 4}, 100)
+
+
 def test_numpy_integers_are_counts():
     errors = {"a": {np.int64(2): 1.0, np.int64(4): 0.0}}
     assert sensitivity_bits(errors, {"a": np.int64(3)}, np.int64(12)) == {"a": 4}
@@ -91,6 +104,7 @@ def test_never_worse_than_uniform_bits_at_the_same_storage():
 
 @pytest.mark.parametrize("errors, sizes, budget, message", [
     ({"a": {2: 1.0}}, {"a": 10}, 19, "below the smallest storage"),
+    ({"a": {2: 1.0}}, {"a": 10}, 0, "below the smallest storage"),
     ({"a": {2: 1.0}}, {"a": 10, "b": 3}, 100, "name different layers"),
     ({"a": {2: 1.0}}, {"a": 0}, 100, "positive integer"),
     ({"a": {}}, {"a": 4}, 100, "no measured bit-width"),
