@@ -58,6 +58,20 @@ def test_ties_are_relative_to_the_size_of_the_sums():
     assert sensitivity_bits(errors, {"a": 1, "b": 10}, 43) == {"a": 4, "b": 1}
 
 
+def test_ties_at_large_sums_are_not_held_to_an_absolute_tolerance():
+    """93535032.2 + 35229254.1 is 128764286.3 + 1.5e-8 in floats: more than 1e-9 apart in
+    absolute terms, yet a tie (relative 1e-9), so the smaller storage wins."""
+    errors = {"a": {1: 128764286.3, 4: 93535032.2}, "b": {1: 35229254.1, 4: 0.0}}
+    assert sensitivity_bits(errors, {"a": 1, "b": 10}, 43) == {"a": 4, "b": 1}
+
+
+def test_a_one_weight_layer_can_take_its_most_bits():
+    """The storage cap (Σ weights × most bits) for layers of one weight: 1 × 3, not 1 ** 3."""
+    assert sensitivity_bits({"a": {1: 5.0, 3: 0.0}}, {"a": 1}, 100) == {"a": 3}
+    assert sensitivity_bits({"a": {1: 5.0, 3: 0.0}, "b": {1: 1.0, 3: 0.0}},
+                            {"a": 1, "b": 1}, 6) == {"a": 3, "b": 3}
+
+
 def test_the_message_names_the_missing_and_the_extra_layers():
     with pytest.raises(ValueError, match=r"no errors for \['b'\]; no size for none"):
         sensitivity_bits({"a": {2: 1.0}}, {"a": 4, "b": 3}, 100)
