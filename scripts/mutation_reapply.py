@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from mutation_score import MODULES  # noqa: E402
 
-FAILED = re.compile(r"^FAILED (\S+)", re.MULTILINE)
+FAILED = re.compile(r"^FAILED (.+?)(?: - .*)?$", re.MULTILINE)  # node ids may hold spaces
 
 
 def patch_text(diff: str) -> str:
