@@ -33,6 +33,7 @@ from quantsurvey.config import validate_config  # noqa: E402
 from quantsurvey.models import create_model  # noqa: E402
 from quantsurvey.nn.layers import weight_layers  # noqa: E402
 from quantsurvey.provenance import git_state  # noqa: E402
+from quantsurvey.report.fixed_point_tables import anwar_bit_mix_md  # noqa: E402
 
 
 def main() -> None:
@@ -65,11 +66,13 @@ def main() -> None:
     result = {"what": "weight bits per layer: least summed single-layer validation error "
                       "(Anwar-style sensitivity, evaluated alone) within the storage of "
                       f"uniform {args.average_bits:g}-bit weights",
+              "setting": setting, "sensitivity_seed": seed,
               "sensitivity": str(args.sensitivity), "average_bits_budget": args.average_bits,
               "budget_weight_bits": budget, "weight_bits": chosen,
               "storage_weight_bits": storage,
               "average_bits": round(storage / sum(sizes.values()), 4),
-              "layer_weights": sizes,
+              "layers": [{"layer": n, "weights": sizes[n], "bits": b,
+                          "val_err_alone": errors[n][b]} for n, b in chosen.items()],
               "summed_val_err": round(sum(errors[n][b] for n, b in chosen.items()), 4),
               "uniform_summed_val_err": (round(sum(e[int(args.average_bits)]
                                                    for e in errors.values()), 4)
@@ -80,23 +83,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"bit_mix_{setting}_seed{seed}_avg{args.average_bits:g}"
     write_json_atomic(args.out / f"{stem}.json", result)
-    lines = [f"# Sensitivity-guided weight bits, {setting} (sensitivity seed {seed}), storage of "
-             f"uniform {args.average_bits:g}-bit weights", "",
-             f"From `{args.sensitivity}` (validation error with one layer quantized, the others "
-             f"float). Command: `{result['command']}` (git {result['git']['commit'][:10]}, "
-             f"dirty={result['git']['dirty']}).", "",
-             "| layer | weights | bits | val error alone (%) |", "|---|---:|---:|---:|"]
-    lines += [f"| {n} | {sizes[n]:,} | {b} | {errors[n][b]:.2f} |" for n, b in chosen.items()]
-    lines += ["", f"Storage: {storage:,} weight bits ({result['average_bits']:.3f} bits per "
-                  f"weight; budget {budget:,}). Summed single-layer validation error: "
-                  f"{result['summed_val_err']:.2f} (uniform {args.average_bits:g} bits: "
-                  + (f"{result['uniform_summed_val_err']:.2f}"
-                     if result["uniform_summed_val_err"] is not None else "not measured")
-                  + ").", "",
-              "For the experiment config: `weight_bits: {"
-              + ", ".join(f"{n}: {b}" for n, b in chosen.items()) + "}`", ""]
-    (args.out / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    written = json.loads((args.out / f"{stem}.json").read_text())  # as quantsurvey-report reads it
+    text = anwar_bit_mix_md(written)
+    (args.out / f"{stem}.md").write_text(text)
+    print(text)
     print(f"wrote {args.out / stem}.{{json,md}}")
 
 

@@ -8,7 +8,9 @@ committed beside them, so `quantsurvey-report` rewrites them, byte for byte, fro
 - results/lin2016_fixed_point/optimal_steps.md: the MSE-optimal uniform steps, 1–16 bits
   (scripts/optimal_steps_table.py);
 - results/anwar2015_fixed_point/sensitivity_<tag>.md: one layer quantized at a time
-  (scripts/anwar_sensitivity.py).
+  (scripts/anwar_sensitivity.py);
+- results/anwar2015_fixed_point/bit_mix_<tag>.md: per-layer weight bits chosen from a
+  sensitivity record (scripts/anwar_bit_mix.py).
 
 Each renderer takes the record as JSON gives it back (bit-widths as string keys), which is what
 the scripts render from too."""
@@ -146,6 +148,26 @@ def anwar_sensitivity_md(r: dict[str, Any], setting: str, seed: int | str) -> st
     return "\n".join(lines) + "\n"
 
 
+def anwar_bit_mix_md(r: dict[str, Any]) -> str:
+    """The sensitivity-guided bit mix: each layer's bits and its validation error alone."""
+    avg = r["average_bits_budget"]
+    uniform = r["uniform_summed_val_err"]
+    lines = [f"# Sensitivity-guided weight bits, {r['setting']} (sensitivity seed "
+             f"{r['sensitivity_seed']}), storage of uniform {avg:g}-bit weights", "",
+             f"From `{r['sensitivity']}` (validation error with one layer quantized, the others "
+             f"float). Command: `{r['command']}` ({_provenance(r)}).", "",
+             "| layer | weights | bits | val error alone (%) |", "|---|---:|---:|---:|"]
+    lines += [f"| {row['layer']} | {row['weights']:,} | {row['bits']} | "
+              f"{row['val_err_alone']:.2f} |" for row in r["layers"]]
+    lines += ["", f"Storage: {r['storage_weight_bits']:,} weight bits ({r['average_bits']:.3f} "
+                  f"bits per weight; budget {r['budget_weight_bits']:,}). Summed single-layer "
+                  f"validation error: {r['summed_val_err']:.2f} (uniform {avg:g} bits: "
+                  + (f"{uniform:.2f}" if uniform is not None else "not measured") + ").", "",
+              "For the experiment config: `weight_bits: {"
+              + ", ".join(f"{row['layer']}: {row['bits']}" for row in r["layers"]) + "}`", ""]
+    return "\n".join(lines)
+
+
 def anwar_tag(stem: str) -> tuple[str, str]:
     """`sensitivity_<setting>_seed<s>` → (setting, seed)."""
     setting, _, seed = stem.removeprefix("sensitivity_").rpartition("_seed")
@@ -159,7 +181,8 @@ def rewrite_all(results_dir: Path) -> list[Path]:
             (LIN_DIR, "step_rules_*.json", lambda r, _: step_rules_md(r)),
             (LIN_DIR, "optimal_steps.json", lambda r, _: optimal_steps_md(r)),
             (ANWAR_DIR, "sensitivity_*.json",
-             lambda r, stem: anwar_sensitivity_md(r, *anwar_tag(stem)))]
+             lambda r, stem: anwar_sensitivity_md(r, *anwar_tag(stem))),
+            (ANWAR_DIR, "bit_mix_*.json", lambda r, _: anwar_bit_mix_md(r))]
     written = []
     for folder, pattern, render in jobs:
         for path in sorted((results_dir / folder).glob(pattern)):
