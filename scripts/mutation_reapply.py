@@ -21,13 +21,12 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from mutation_score import MODULES  # noqa: E402
+from mutation_score import MODULES, throwaway_tree  # noqa: E402
 
 FAILED = re.compile(r"^FAILED (.+?)(?: - .*)?$", re.MULTILINE)  # node ids may hold spaces
 
@@ -71,13 +70,8 @@ def main() -> None:
     tests = MODULES[record["module"]]
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, text=True, check=True,
                             capture_output=True).stdout.strip()
-    tree = Path(tempfile.mkdtemp(prefix="mutation-reapply-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=REPO,
-                   check=True, capture_output=True)
     counts: dict[str, int] = {}
-    try:
-        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
-                       check=True, capture_output=True)
+    with throwaway_tree(commit, "mutation-reapply-") as tree:
         for survivor in record["survivors"]:
             if survivor.get("reason") and not args.all:
                 continue
@@ -88,9 +82,6 @@ def main() -> None:
             if outcome == "killed" and args.write:
                 survivor["reason"] = (f"killed since: {detail} (re-applied by "
                                       f"scripts/mutation_reapply.py at {commit[:12]})")
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
-                       capture_output=True)
     if args.write:
         args.record.write_text(json.dumps(record, indent=1) + "\n")
     print(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no survivor to re-apply")

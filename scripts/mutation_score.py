@@ -29,8 +29,10 @@ other survivor awaits a test or a written reason in its JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,6 +180,22 @@ def git(*args: str) -> str:
                           text=True).stdout
 
 
+@contextlib.contextmanager
+def throwaway_tree(commit: str, prefix: str):
+    """A `git worktree` of `commit` in a temporary folder, with the compiled popcount kernel built
+    as `pip install` builds it (a test checks it is there); removed on exit, whatever happens."""
+    tree = Path(tempfile.mkdtemp(prefix=prefix)) / "tree"
+    git("worktree", "add", "--detach", str(tree), commit)
+    try:
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
+                       check=True, capture_output=True)
+        yield tree
+    finally:  # unchecked: a failure here must not hide the real one
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
+                       capture_output=True)
+        shutil.rmtree(tree.parent, ignore_errors=True)
+
+
 def summarize_again(module: str, session: Path, previous: dict | None) -> dict:
     """The record of a finished session, read again without running anything; the module's
     source (for its annotations), the tests, the commit and the wall time are those of the
@@ -204,14 +222,10 @@ def main() -> None:
                         help="rewrite the records from the sessions in --work, run nothing")
     args = parser.parse_args()
     commit = git("rev-parse", "HEAD").strip()
-    tree = Path(tempfile.mkdtemp(prefix="mutation-tree-")) / "tree"
-    if not args.summarize_only:
-        git("worktree", "add", "--detach", str(tree), commit)
-        # the compiled popcount kernel, as `pip install` builds it (a test checks it is there)
-        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
-                       check=True, capture_output=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.ExitStack() as stack:
+        tree = None if args.summarize_only else stack.enter_context(
+            throwaway_tree(commit, "mutation-tree-"))
         for module in args.modules:
             print(f"mutation_score: {module} …", flush=True)
             name = module.replace("/", "__").removesuffix(".py") + ".json"
@@ -232,11 +246,6 @@ def main() -> None:
             print(f"  {record['score_pct']}% of {record['mutants']} killed "
                   f"({record['survived']} survived; {carried} reasons carried over) in "
                   f"{record['wall_s']} s", flush=True)
-    finally:
-        if not args.summarize_only:  # unchecked: a failure here must not hide the real one
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
-                           capture_output=True)
-
 
 if __name__ == "__main__":
     main()
