@@ -19,6 +19,7 @@ figure disagrees.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from pathlib import Path
@@ -155,11 +156,25 @@ def recheck_file(qsdc: Path, x: torch.Tensor, labels: torch.Tensor, batch: int) 
     return row
 
 
+def selected(files: list[Path], patterns: list[str] | None) -> list[Path]:
+    """The files whose path under results/runs matches one of the glob `patterns` (all: None)."""
+    runs = REPO / "results" / "runs"
+    return [f for f in files if patterns is None or
+            any(fnmatch.fnmatchcase(f.relative_to(runs).as_posix(), p) for p in patterns)]
+
+
+def merged(old_rows: list[dict], new_rows: list[dict]) -> list[dict]:
+    """The old record's rows with those of the files checked again replaced, sorted by file."""
+    rows = {r["file"]: r for r in old_rows} | {r["file"]: r for r in new_rows}
+    return [rows[f] for f in sorted(rows)]
+
+
 def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, prefix: str
                  ) -> None:
     """The command line shared by the re-check scripts: every `seed=*.qsdc` of `papers` under
     results/runs, per data set, through `check_one(qsdc, x, labels, batch) -> row` (each
-    script's `recheck_file`); one record <prefix>_<data set>.json."""
+    script's `recheck_file`); one record <prefix>_<data set>.json. With `--only GLOB …` only
+    the matching files are checked and the record keeps its other rows."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("data_sets", nargs="*", help=f"of {', '.join(data_sets)} (default: all)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -167,6 +182,10 @@ def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, 
                         help=f"folder of the {prefix}_<data set>.json records")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", nargs="+", metavar="GLOB",
+                        help="check only these files (globs on their path under results/runs, "
+                             "e.g. 'lin2016_fixed_point/*/finetune_w2_a4/*'); the record keeps "
+                             "its rows for the others")
     args = parser.parse_args()
     unknown = sorted(set(args.data_sets) - set(data_sets))
     if unknown:
@@ -175,8 +194,9 @@ def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, 
     torch.set_num_threads(args.threads)
     bad = []
     for name in args.data_sets or data_sets:
-        files = sorted(f for p in papers
-                       for f in (REPO / "results" / "runs" / p).glob(f"*_{name}/*/seed=*.qsdc"))
+        files = selected(sorted(f for p in papers for f in
+                                (REPO / "results" / "runs" / p).glob(f"*_{name}/*/seed=*.qsdc")),
+                         args.only)
         if not files:
             print(f"recheck: no {name} seed=*.qsdc under results/runs; skipped", flush=True)
             continue
@@ -190,6 +210,8 @@ def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, 
             print(json.dumps(rows[-1]), flush=True)
             bad += [] if rows[-1]["agrees"] else [rows[-1]["file"]]
         out = args.out / f"{prefix}_{name}.json"
+        if args.only and out.is_file():
+            rows = merged(json.loads(out.read_text())["rows"], rows)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"what": doc.splitlines()[0], "data_set": name,
                                    "rows": rows}, indent=1) + "\n")

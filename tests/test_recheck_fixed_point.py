@@ -104,3 +104,23 @@ def test_the_configured_section_is_fixed_point_or_the_allocated_one():
     assert script.fixed_point_section({"config": {"compress": {"fixed_point": {"weight_bits": 3}}}}
                                       ) == {"weight_bits": 3}
     assert script.fixed_point_section({}) == {}
+
+
+def test_only_selects_by_glob_and_the_record_keeps_its_other_rows():
+    spec = importlib.util.spec_from_file_location("recheck_binary",
+                                                  SCRIPT.parent / "recheck_binary.py")
+    binary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(binary)
+    runs = binary.REPO / "results" / "runs"
+    files = [runs / "lin2016_fixed_point" / "resnet20_cifar10" / stage / "seed=0.qsdc"
+             for stage in ("finetune_w2_a4", "finetune_w2_a8", "finetune_w16_a4")]
+    assert binary.selected(files, None) == files
+    assert binary.selected(files, ["lin2016_fixed_point/*/finetune_w*_a4/*"]) == \
+        [files[0], files[2]]
+    assert binary.selected(files, ["*/finetune_w2_a8/*", "*/finetune_w16_*"]) == files[1:]
+    assert binary.selected(files, ["finetune_w2_a4"]) == []  # a glob on the whole path
+    old = [{"file": "b", "agrees": True}, {"file": "d", "agrees": True}]
+    new = [{"file": "d", "agrees": False}, {"file": "a", "agrees": True}]
+    assert binary.merged(old, new) == [{"file": "a", "agrees": True},
+                                       {"file": "b", "agrees": True},
+                                       {"file": "d", "agrees": False}]
