@@ -309,6 +309,7 @@ def build_summary(rc: RunConfig, resolved: dict[str, Any], dm: pl.LightningDataM
         "report": rc.report and not reasons,
         **({"report_reason": "; ".join(reasons)} if rc.report and reasons else {}),
         "init_from": rc.init_from,
+        **({"init_from_identity": stages.start_identity(rc.init_from)} if rc.init_from else {}),
         "compression": info,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),

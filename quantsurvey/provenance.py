@@ -16,8 +16,15 @@ PACKAGES = ("torch", "torchvision", "pytorch-lightning", "torchmetrics", "hydra-
             "wandb", "numpy", "scipy")
 
 
+# code a run executes; a file of these that git does not track (untracked, or hidden by an
+# ignore pattern) makes the tree dirty: the commit alone would not rebuild the run
+CODE_PATHSPECS = ("quantsurvey/*.py", "conf/*.yaml")
+
+
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
-    """The commit of the checkout and whether it had uncommitted changes (None outside git).
+    """The commit of the checkout and whether it had uncommitted changes (None outside git):
+    a tracked file changed, or code that git does not track (`CODE_PATHSPECS`, listed as
+    `untracked_code`; an unanchored `data/` ignore pattern once hid a whole package this way).
     A copy of the tree sent elsewhere (a GPU machine) may carry no .git, or a stale one that
     names another commit: whoever made the copy from a clean checkout names its commit in
     $QUANTSURVEY_GIT_COMMIT, which then wins, recorded with `"commit_from": "environment"` and
@@ -35,7 +42,13 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
                 "commit_from": "environment"}
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    untracked = _git("ls-files", "--others", "--", *CODE_PATHSPECS)
+    if status is None or untracked is None:
+        return {"commit": commit, "dirty": None}
+    state = {"commit": commit, "dirty": bool(status or untracked)}
+    if untracked:
+        state["untracked_code"] = untracked.splitlines()
+    return state
 
 
 def package_versions() -> dict[str, str | None]:

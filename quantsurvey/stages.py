@@ -4,7 +4,9 @@ a finished plain run (its last checkpoint) or an encoded file (`.qsdc`)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,41 @@ def stage_state(model: nn.Module) -> dict[str, Any]:
     masks = {n: m.cpu() for n, layer in weight_layers(model).items()
              if (m := kept_mask(layer)) is not None}
     return {"state_dict": state, "masks": masks}
+
+
+def _saved_file(source: Path) -> Path | None:
+    """The file `_read_saved(source)` reads: the .qsdc or model.pt named, the stage's model.pt,
+    or a finished plain run's last checkpoint (None: nothing there to start from)."""
+    path = source if source.is_file() else source / STAGE_MODEL
+    if path.is_file():
+        return path
+    ckpt = source / "checkpoints" / "last.ckpt"
+    return ckpt if (source / "summary.json").is_file() and ckpt.is_file() else None
+
+
+def start_identity(source: str | Path) -> dict[str, Any]:
+    """Which model a run started from, beyond its path: the sha256 of the file read and, where
+    the source run's summary.json is beside it, that run's commit, dirty flag and test error (a
+    path is reused by later runs; these are not)."""
+    source = Path(source)
+    path = _saved_file(source)
+    if path is None:
+        return {}
+    identity: dict[str, Any] = {"file": str(path),
+                                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    run_dir = source if source.is_dir() else source.parent
+    # a collected .qsdc has its summary beside it as <name>.json; otherwise the run's own
+    summary = next((f for f in (source.with_suffix(".json"), run_dir / "summary.json")
+                    if source.suffix == ".qsdc" and f.is_file()), run_dir / "summary.json")
+    if summary.is_file():
+        try:
+            record = json.loads(summary.read_text())
+        except (OSError, ValueError):
+            return identity
+        identity |= {"commit": record.get("git", {}).get("commit"),
+                     "dirty": record.get("git", {}).get("dirty"),
+                     "test_err": record.get("metrics", {}).get("test/err")}
+    return identity
 
 
 def _read_saved(source: Path) -> dict[str, Any]:

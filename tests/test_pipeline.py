@@ -206,6 +206,24 @@ def test_pruned_stage_keeps_the_previous_stages_zeros(short_pipeline):
         assert torch.equal(saved["retrain"]["masks"][layer], saved["prune2"]["masks"][layer])
 
 
+def test_each_stage_records_the_file_and_run_it_started_from(short_pipeline):
+    """A stage's folder is reused by later runs, so its path alone does not say which model a
+    run started from: the summary also names the file's sha256 and the source run's commit and
+    test error."""
+    import hashlib
+
+    for before, after in (("float", "prune1"), ("prune1", "prune2"), ("prune2", "retrain")):
+        folder = short_pipeline / "han2015_pruning/lenet300_100_synthetic" / before / "seed=0"
+        source = json.loads((folder / "summary.json").read_text())
+        identity = _stage(short_pipeline, after)[1]["init_from_identity"]
+        assert identity == {
+            "file": str(folder / STAGE_MODEL),
+            "sha256": hashlib.sha256((folder / STAGE_MODEL).read_bytes()).hexdigest(),
+            "commit": source["git"]["commit"], "dirty": source["git"]["dirty"],
+            "test_err": source["metrics"]["test/err"]}
+    assert "init_from_identity" not in _stage(short_pipeline, "float")[1]
+
+
 def test_next_prune_step_thresholds_on_the_survivors_only(short_pipeline):
     """Han 2015 §3.3: prune2's threshold is q·std of the weights prune1 left; taken over the
     whole layer (zeros included) it would be lower and keep more (55% instead of 44.7%)."""

@@ -4,6 +4,7 @@ finished plain run's last checkpoint; a missing or unfitting source is one Check
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from quantsurvey.errors import CheckpointError
 from quantsurvey.nn.layers import weight_layers
 from quantsurvey.nn.masking import apply_masks
 from quantsurvey.nn.quant import kept_mask, latent_weight
-from quantsurvey.stages import STAGE_MODEL, load_stage, save_stage
+from quantsurvey.stages import STAGE_MODEL, load_stage, save_stage, start_identity
 
 MASK = torch.tensor([[1, 0, 1, 1], [0, 0, 1, 0], [1, 1, 1, 0]], dtype=torch.bool)
 
@@ -79,3 +80,25 @@ def test_a_missing_or_unfitting_source_is_one_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match=rf"init_from: {tmp_path} does not fit this model "
                                               r"\(\w+Error: "):
         load_stage(_net(0), tmp_path)
+
+
+def test_the_start_is_identified_by_the_file_read_and_its_runs_summary(tmp_path):
+    stage, plain, collected = tmp_path / "stage", tmp_path / "plain", tmp_path / "runs"
+    save_stage(_net(0), stage)
+    (stage / "summary.json").write_text(json.dumps(
+        {"git": {"commit": "c" * 40, "dirty": False}, "metrics": {"test/err": 1.5}}))
+    digest = hashlib.sha256((stage / STAGE_MODEL).read_bytes()).hexdigest()
+    want = {"file": str(stage / STAGE_MODEL), "sha256": digest, "commit": "c" * 40,
+            "dirty": False, "test_err": 1.5}
+    assert start_identity(stage) == want == start_identity(stage / STAGE_MODEL)
+    (plain / "checkpoints").mkdir(parents=True)  # a finished plain run: its last checkpoint
+    (plain / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (plain / "summary.json").write_text("{not json")
+    assert start_identity(plain) == {"file": str(plain / "checkpoints" / "last.ckpt"),
+                                     "sha256": hashlib.sha256(b"weights").hexdigest()}
+    collected.mkdir()  # a collected encoded file: its summary is seed=0.json beside it
+    (collected / "seed=0.qsdc").write_bytes(b"codes")
+    (collected / "seed=0.json").write_text(json.dumps(
+        {"git": {"commit": "d" * 40, "dirty": True}, "metrics": {"test/err": 2.0}}))
+    assert start_identity(collected / "seed=0.qsdc")["commit"] == "d" * 40
+    assert start_identity(tmp_path / "nowhere") == {}

@@ -532,9 +532,10 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
              "`budget` is `paper` where the paper's schedule was followed, else a label of the "
              "shortened or substituted schedule (see the experiment config's header). "
              "`commit` lists the commits the runs started from; `+dirty` means the working "
-             "tree had uncommitted edits then; `+config-changed` that today's configs, "
-             "composed with the run's recorded command-line overrides, give it another recipe "
-             "(listed at the end; runs made before the overrides were recorded are not "
+             "tree had uncommitted edits (or code that git did not track) then; "
+             "`+config-changed` that today's configs, composed with the run's recorded "
+             "command-line overrides, give it another recipe (listed at the end; runs made "
+             "before the overrides were recorded are not "
              "checked). Each summary also records its command's "
              "config, package versions, hardware (torch thread count included) and wall time.",
              ""]
