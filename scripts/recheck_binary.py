@@ -192,14 +192,17 @@ def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, 
         parser.error(f"unknown data set(s) {', '.join(unknown)}: choose from "
                      f"{', '.join(data_sets)}")
     torch.set_num_threads(args.threads)
-    bad = []
+    bad, checked = [], 0
     for name in args.data_sets or data_sets:
         files = selected(sorted(f for p in papers for f in
                                 (REPO / "results" / "runs" / p).glob(f"*_{name}/*/seed=*.qsdc")),
                          args.only)
         if not files:
-            print(f"recheck: no {name} seed=*.qsdc under results/runs; skipped", flush=True)
+            which = f" matches --only {' '.join(args.only)}" if args.only else ""
+            print(f"recheck: no {name} seed=*.qsdc under results/runs{which}; skipped",
+                  flush=True)
             continue
+        checked += len(files)
         reader, expected = data_sets[name]
         x, labels = reader(args.data)
         if len(x) != expected:
@@ -215,6 +218,10 @@ def recheck_main(doc: str, papers: tuple[str, ...], data_sets: dict, check_one, 
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"what": doc.splitlines()[0], "data_set": name,
                                    "rows": rows}, indent=1) + "\n")
+    if args.only and not checked:
+        sys.exit(f"recheck: --only {' '.join(args.only)} matches no seed=*.qsdc file; the globs "
+                 "are matched against the path under results/runs, e.g. "
+                 "'lin2016_fixed_point/*/finetune_w2_a4/*'.")
     if bad:
         sys.exit(f"recheck: {', '.join(bad)} disagree with their summaries (see {args.out}).")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,11 @@ def test_only_selects_by_glob_and_the_record_keeps_its_other_rows():
     assert binary.merged(old, new) == [{"file": "a", "agrees": True},
                                        {"file": "b", "agrees": True},
                                        {"file": "d", "agrees": False}]
+
+
+def test_only_that_matches_no_file_is_an_error_and_writes_no_record(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "cifar10", "--only", "lin2016/typo/*",
+                           "--out", str(tmp_path / "rechecks")], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "--only lin2016/typo/* matches no seed=*.qsdc file" in done.stderr
+    assert not (tmp_path / "rechecks").exists()
