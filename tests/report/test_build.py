@@ -517,6 +517,7 @@ def test_lin_and_anwar_figures_regenerate_from_their_committed_records(tmp_path)
         assert png.read_bytes() == (results / "figures" / png.name).read_bytes(), png.name
 
 
+@pytest.mark.slow  # ≈ 70 s on 2 cores: a tenth of the default run; .ci/run runs it
 def test_one_command_regenerates_every_table_and_figure_in_results(tmp_path):
     """Delete every table, figure, .bib, .tex and .csv from a copy of results/, run
     quantsurvey-report on it: each comes back byte for byte, except the notes written by hand
