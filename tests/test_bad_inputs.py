@@ -182,6 +182,7 @@ def test_a_second_launch_of_a_running_job_is_refused(tmp_path):
     nothing_written(tmp_path)
 
 
+@pytest.mark.slow  # ≈ 15–19 s of subprocess launches; .ci/run runs it
 def test_a_relaunched_sweep_skips_finished_jobs_and_runs_the_rest(tmp_path):
     """#9: stopped at job 0 with 'already holds a run' and never ran seed 1."""
     assert cli("-m", *SMOKE, "seed=0", out_dir=tmp_path).returncode == 0

@@ -112,6 +112,7 @@ def test_rank_zero_alone_writes_the_run(one_and_two):
     assert not list((two.parents[4] / "scratch").glob("quantsurvey-rank*"))
 
 
+@pytest.mark.slow  # ≈ 15–19 s of subprocess launches; .ci/run runs it
 def test_a_pipeline_under_lightnings_own_launcher_carries_masks_and_speaks_once(tmp_path):
     """No torchrun: Lightning starts the second process itself (through Hydra); the next
     stage starts only once rank 0 has written the previous one's files."""

@@ -56,6 +56,7 @@ def test_the_joblib_launcher_runs_two_jobs_at_once_and_splits_the_cores(tmp_path
     assert len(windows) == 2 and b0 < a1  # the second started before the first ended
 
 
+@pytest.mark.slow  # ≈ 15–19 s of subprocess launches; .ci/run runs it
 def test_a_job_that_fails_under_the_joblib_launcher_is_reported_by_the_launching_process(
         tmp_path):
     """FAILED_JOBS lived in the worker process: the launcher exited 0 after a failed job."""
@@ -109,6 +110,7 @@ def test_the_slurm_launcher_renders_its_submission_script(tmp_path, monkeypatch,
     assert "python -m quantsurvey.cli seed=0" in text
 
 
+@pytest.mark.slow  # ≈ 15–19 s of subprocess launches; .ci/run runs it
 def test_the_optuna_example_runs_trials_that_return_both_objectives(tmp_path):
     out = cli("-m", "experiment=anwar2015_fixed_point/lenet5_mnist", "~pipeline",
               "data=synthetic", "trainer=smoke", "hparams_search=fixed_point_bits_optuna",
